@@ -1,0 +1,266 @@
+"""Train a timm classifier on a background-bias dataset and evaluate its robustness, with accelerate.
+
+Runs unchanged on CPU, one GPU or many (``accelerate launch recipes/train.py -c configs/erm.yaml``).
+Options come from a YAML file (``-c``) overridden by command-line flags. Checkpoints hold the model,
+optimizer, scheduler, RNG states and loop position, so ``--resume auto`` continues a killed run exactly
+where it stopped (mid-epoch included). Metrics are written to ``<output-dir>/metrics.json``.
+
+Example:
+    python recipes/train.py -c configs/erm.yaml --epochs 2 --output-dir outputs/erm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from robusttrain.config import parse_with_config, save_config
+from robusttrain.data import (
+    BenchmarkConfig,
+    EpochShuffleSampler,
+    ImageFolderDataset,
+    MaskedImageDataset,
+    WaterbirdsDataset,
+    build_eval_transform,
+    build_train_transform,
+    generate_benchmark,
+)
+from robusttrain.eval import evaluate_groups, evaluate_in9_folders, evaluate_variants
+from robusttrain.models import create_model
+
+PROGRESS_FILE = "progress.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", help="YAML file of option defaults (flags override it)")
+    data = parser.add_argument_group("Data")
+    data.add_argument("--data-dir", default="data/synth_waterbirds", help="dataset root")
+    data.add_argument("--dataset", default="waterbirds", choices=["waterbirds", "imagefolder"],
+                      help="layout: Waterbirds metadata.csv, or ImageFolder with train/val/test sub-folders")
+    data.add_argument("--masks-dir", default=None, help="mask tree (CUB segmentations, or ImageFolder masks root)")
+    data.add_argument("--generate", action=argparse.BooleanOptionalAction, default=False,
+                      help="render the built-in benchmark into --data-dir first (reused if already there)")
+    data.add_argument("--benchmark-fraction", type=float, default=1.0, help="split sizes relative to Waterbirds")
+    data.add_argument("--benchmark-classes", type=int, default=2)
+    data.add_argument("--benchmark-correlation", type=float, default=0.95)
+    data.add_argument("--benchmark-seed", type=int, default=0)
+    data.add_argument("--image-size", type=int, default=64)
+    data.add_argument("--in9-dir", default=None, help="also evaluate on a Backgrounds Challenge tree")
+    data.add_argument("--num-workers", type=int, default=0)
+    model = parser.add_argument_group("Model")
+    model.add_argument("--model", default="resnet18", help="timm model name")
+    model.add_argument("--checkpoint", default=None, help="local initial weights (no hub downloads)")
+    model.add_argument("--drop-rate", type=float, default=0.0)
+    optim = parser.add_argument_group("Optimisation")
+    optim.add_argument("--epochs", type=int, default=10)
+    optim.add_argument("--batch-size", type=int, default=64, help="per process")
+    optim.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    optim.add_argument("--lr", type=float, default=0.05)
+    optim.add_argument("--momentum", type=float, default=0.9)
+    optim.add_argument("--weight-decay", type=float, default=5e-4)
+    optim.add_argument("--scheduler", default="cosine", choices=["cosine", "constant"])
+    optim.add_argument("--max-steps", type=int, default=0, help="stop after this many optimizer steps (0 = all)")
+    optim.add_argument("--seed", type=int, default=0)
+    optim.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    optim.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is present")
+    run = parser.add_argument_group("Checkpointing and output")
+    run.add_argument("--output-dir", default="outputs/run")
+    run.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0 = per epoch)")
+    run.add_argument("--keep-checkpoints", type=int, default=2)
+    run.add_argument("--resume", default=None, help="checkpoint folder, or 'auto' for the newest in --output-dir")
+    run.add_argument("--eval-batch-size", type=int, default=256)
+    run.add_argument("--variant-pool-size", type=int, default=2000,
+                     help="training images whose backgrounds feed the Mixed-* variants")
+    run.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def build_datasets(args: argparse.Namespace) -> dict[str, MaskedImageDataset]:
+    """Train / val / test splits plus an un-augmented train view (the background pool of the IN-9 variants)."""
+    root = Path(args.data_dir)
+    train_tf = build_train_transform(args.image_size, seed=args.seed)
+    if args.dataset == "waterbirds":
+        splits = {name: WaterbirdsDataset(root, name, build_eval_transform(args.image_size), args.masks_dir)
+                  for name in ("train", "val", "test")}
+        splits["train_eval"] = splits["train"]
+        splits["train"] = WaterbirdsDataset(root, "train", train_tf, args.masks_dir)
+        return splits
+    masks = Path(args.masks_dir) if args.masks_dir else None
+    splits = {"train": ImageFolderDataset(root / "train", masks and masks / "train", train_tf)}
+    classes = splits["train"].class_names
+    splits["train_eval"] = ImageFolderDataset(root / "train", masks and masks / "train",
+                                              build_eval_transform(args.image_size), classes)
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            splits[name] = ImageFolderDataset(root / name, masks and masks / name,
+                                              build_eval_transform(args.image_size), classes)
+    return splits
+
+
+def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
+    """The checkpoint folder to resume from (``auto`` = newest under ``output_dir/checkpoints``)."""
+    if resume != "auto":
+        path = Path(resume)
+        if not (path / PROGRESS_FILE).is_file():
+            raise FileNotFoundError(f"{path} is not a checkpoint folder of this recipe (no {PROGRESS_FILE})")
+        return path
+    found = sorted((output_dir / "checkpoints").glob("step_*"))
+    complete = [p for p in found if (p / PROGRESS_FILE).is_file()]
+    return complete[-1] if complete else None
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: dict[str, Any], keep: int) -> None:
+    folder = output_dir / "checkpoints" / f"step_{progress['global_step']:08d}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        # NOTE: progress.json is written last: a folder without it is an interrupted save and is never resumed.
+        (folder / PROGRESS_FILE).write_text(json.dumps(progress))
+        for old in sorted((output_dir / "checkpoints").glob("step_*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, evaluate and write ``metrics.json``; returns the metrics."""
+    accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    if args.generate:
+        if accelerator.is_main_process:
+            config = BenchmarkConfig(num_classes=args.benchmark_classes, image_size=args.image_size,
+                                     correlation=args.benchmark_correlation, seed=args.benchmark_seed)
+            generate_benchmark(args.data_dir, config.scaled(args.benchmark_fraction))
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(args, output_dir / "config.yaml")
+
+    datasets = build_datasets(args)
+    train_set = datasets["train"]
+    model = create_model(args.model, train_set.num_classes, checkpoint=args.checkpoint, drop_rate=args.drop_rate)
+    sampler = EpochShuffleSampler(len(train_set), seed=args.seed)
+    # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
+    # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
+                              generator=torch.Generator().manual_seed(args.seed))
+    steps_per_epoch = len(train_loader)
+    optimizer = make_optimizer(args, model)
+    total_steps = args.epochs * steps_per_epoch
+    if args.scheduler == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+
+    progress: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": []}
+    checkpoint = find_checkpoint(output_dir, args.resume) if args.resume else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        progress = json.loads((checkpoint / PROGRESS_FILE).read_text())
+        accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
+
+    max_steps = args.max_steps or total_steps
+    start = time.perf_counter()
+    while progress["epoch"] < args.epochs and progress["global_step"] < max_steps:
+        epoch = progress["epoch"]
+        train_loader.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        model.train()
+        loader = accelerator.skip_first_batches(train_loader, progress["step_in_epoch"])
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", initial=progress["step_in_epoch"],
+                   total=len(train_loader), disable=args.no_progress or not accelerator.is_local_main_process)
+        loss_sum, correct, seen = torch.zeros((), device=accelerator.device), 0, 0
+        for batch in bar:
+            logits = model(batch["image"])
+            loss = F.cross_entropy(logits, batch["target"])
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            progress["global_step"] += 1
+            progress["step_in_epoch"] += 1
+            loss_sum += loss.detach() * len(batch["target"])
+            correct += int((logits.argmax(1) == batch["target"]).sum())
+            seen += len(batch["target"])
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if progress["global_step"] >= max_steps:
+                break
+            if args.checkpoint_every and progress["global_step"] % args.checkpoint_every == 0:
+                save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints)
+        bar.close()
+        epoch_done = progress["step_in_epoch"] >= steps_per_epoch
+        record: dict[str, Any] = {"epoch": epoch, "global_step": progress["global_step"],
+                                  "train_loss": float(loss_sum) / max(seen, 1),
+                                  "train_accuracy": correct / max(seen, 1)}
+        if epoch_done and "val" in datasets:
+            val = evaluate_groups(model, datasets["val"], batch_size=args.eval_batch_size, accelerator=accelerator)
+            record.update(val_average_accuracy=val["average_accuracy"],
+                          val_worst_group_accuracy=val["worst_group_accuracy"])
+        accelerator.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        if epoch_done:
+            progress.update(epoch=epoch + 1, step_in_epoch=0)
+        progress["history"].append(record)
+        save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints)
+    train_seconds = time.perf_counter() - start
+
+    metrics = evaluate(args, accelerator, model, datasets)
+    metrics.update(history=progress["history"], global_step=progress["global_step"], train_seconds=train_seconds,
+                   model=args.model, num_processes=accelerator.num_processes)
+    if accelerator.is_main_process:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        torch.save(accelerator.unwrap_model(model).state_dict(), output_dir / "model.pt")
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def evaluate(
+    args: argparse.Namespace, accelerator: Accelerator, model: torch.nn.Module, datasets: dict[str, MaskedImageDataset]
+) -> dict[str, Any]:
+    """Group accuracy on test (val when there is no test) and, with masks, the IN-9 variants and BG-Gap."""
+    split = "test" if "test" in datasets else "val" if "val" in datasets else "train_eval"
+    dataset = datasets[split]
+    train_counts = torch.bincount(torch.as_tensor(datasets["train_eval"].groups),
+                                  minlength=dataset.num_groups).tolist()
+    metrics: dict[str, Any] = {"eval_split": split}
+    metrics["groups"] = evaluate_groups(model, dataset, train_counts, args.eval_batch_size, accelerator=accelerator)
+    if dataset.has_masks and datasets["train_eval"].has_masks:
+        metrics["variants"] = evaluate_variants(model, dataset, pool=datasets["train_eval"],
+                                                batch_size=args.eval_batch_size, seed=args.seed,
+                                                max_pool=args.variant_pool_size, accelerator=accelerator)
+    if args.in9_dir:
+        metrics["in9"] = evaluate_in9_folders(model, args.in9_dir, image_size=args.image_size,
+                                              batch_size=args.eval_batch_size, accelerator=accelerator)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_with_config(build_parser(), argv)
+    if not math.isfinite(args.lr) or args.lr <= 0:
+        raise SystemExit(f"--lr must be a positive number, got {args.lr}")
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

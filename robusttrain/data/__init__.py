@@ -1,0 +1,28 @@
+"""Datasets, the built-in benchmark generator and joint image/mask transforms."""
+
+from .backgrounds_challenge import IN9_VARIANTS, BackgroundsChallengeDataset
+from .base import MaskedImageDataset, Record
+from .benchmark import BenchmarkConfig, generate_benchmark
+from .imagefolder import ImageFolderDataset
+from .io import CorruptFileError, read_image, read_mask
+from .sampling import EpochShuffleSampler
+from .transforms import PairTransform, build_eval_transform, build_train_transform
+from .waterbirds import WaterbirdsDataset
+
+__all__ = [
+    "IN9_VARIANTS",
+    "BackgroundsChallengeDataset",
+    "BenchmarkConfig",
+    "CorruptFileError",
+    "EpochShuffleSampler",
+    "ImageFolderDataset",
+    "MaskedImageDataset",
+    "PairTransform",
+    "Record",
+    "WaterbirdsDataset",
+    "build_eval_transform",
+    "build_train_transform",
+    "generate_benchmark",
+    "read_image",
+    "read_mask",
+]

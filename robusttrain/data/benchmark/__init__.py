@@ -1,0 +1,18 @@
+"""Built-in Waterbirds-style background-bias benchmark (procedural objects on scikit-image backgrounds)."""
+
+from .backgrounds import DOMAINS, render_background
+from .generate import BenchmarkConfig, generate_benchmark, group_counts, render_sample, split_plan
+from .shapes import SHAPES, render_appearance, render_shape_mask
+
+__all__ = [
+    "DOMAINS",
+    "SHAPES",
+    "BenchmarkConfig",
+    "generate_benchmark",
+    "group_counts",
+    "render_appearance",
+    "render_background",
+    "render_sample",
+    "render_shape_mask",
+    "split_plan",
+]

@@ -1,0 +1,65 @@
+"""Loader for a plain ImageFolder (``root/<class>/<image>``) with an optional parallel masks folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import MaskedImageDataset, Record
+from .transforms import PairTransform
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+MASK_SUFFIXES = (".png", ".npy", ".bmp", ".tif", ".tiff", ".jpg")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files below ``folder`` in sorted (stable) order, hidden files skipped."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def find_mask(masks_root: Path, relative: Path) -> Path:
+    """The mask for image ``relative`` under ``masks_root`` (same path, any mask suffix)."""
+    for suffix in MASK_SUFFIXES:
+        candidate = masks_root / relative.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no mask for image {relative} under {masks_root} (tried suffixes {MASK_SUFFIXES})")
+
+
+class ImageFolderDataset(MaskedImageDataset):
+    """``root/<class>/**/<image>``; classes are the sorted sub-folder names; group = class.
+
+    Args:
+        root: dataset folder.
+        masks_root: optional parallel tree with one mask per image (same relative path, any mask suffix).
+        transform: joint image/mask transform.
+        class_names: fix the class order (e.g. to match a trained model); default: sorted folder names.
+
+    Raises:
+        FileNotFoundError: ``root`` missing, or an image has no mask in ``masks_root``.
+        ValueError: no class folders / no images, or a requested class folder is absent.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        masks_root: str | Path | None = None,
+        transform: PairTransform | None = None,
+        class_names: list[str] | None = None,
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {root}")
+        found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        classes = class_names or found
+        if not classes:
+            raise ValueError(f"{root} has no class sub-folders")
+        absent = [c for c in classes if c not in found]
+        if absent:
+            raise ValueError(f"class folders {absent} not found in {root} (found {found})")
+        records = []
+        for y, name in enumerate(classes):
+            for path in list_images(root / name):
+                mask = find_mask(Path(masks_root), path.relative_to(root)) if masks_root is not None else None
+                records.append(Record(path, y, y, len(records), mask))
+        super().__init__(records, classes, len(classes), transform, group_names=classes)

@@ -1,0 +1,87 @@
+"""Loader for the Waterbirds layout (``metadata.csv`` + images), used by the built-in benchmark and real Waterbirds."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .base import MaskedImageDataset, Record
+from .transforms import PairTransform
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+REQUIRED_COLUMNS = ("img_id", "img_filename", "y", "split", "place")
+
+
+class WaterbirdsDataset(MaskedImageDataset):
+    """One split of a dataset in the Waterbirds layout. Group = ``y * num_places + place``.
+
+    Masks come from the ``mask_filename`` column (relative to ``root``) when present, or from ``masks_dir``
+    (a CUB-style segmentation tree: ``masks_dir/<img_filename with .png suffix>``).
+
+    Args:
+        root: folder holding ``metadata.csv``.
+        split: ``"train"``, ``"val"``, ``"test"`` or the codes 0, 1, 2.
+        transform: joint image/mask transform (default: tensors only).
+        masks_dir: segmentation tree for datasets whose metadata has no ``mask_filename`` column.
+        use_masks: set ``False`` to ignore masks even when available.
+
+    Raises:
+        FileNotFoundError: no ``metadata.csv`` (or a listed file is missing when read).
+        ValueError: missing columns, unknown split, or malformed rows (with the row number).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | int = "train",
+        transform: PairTransform | None = None,
+        masks_dir: str | Path | None = None,
+        use_masks: bool = True,
+    ) -> None:
+        root = Path(root)
+        metadata = root / "metadata.csv"
+        if not metadata.is_file():
+            raise FileNotFoundError(f"no metadata.csv in {root}: not a Waterbirds-layout dataset")
+        split_code = SPLIT_CODES.get(split, split) if isinstance(split, str) else split
+        if split_code not in SPLIT_CODES.values():
+            raise ValueError(f"unknown split {split!r}; choose from {list(SPLIT_CODES)} or codes 0, 1, 2")
+        with open(metadata, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{metadata} lacks columns {missing} (has {reader.fieldnames})")
+            rows = list(reader)
+        try:
+            parsed = [(int(r["img_id"]), r["img_filename"], int(r["y"]), int(float(r["split"])), int(r["place"]),
+                       r.get("mask_filename") or None) for r in rows]
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{metadata} has a malformed row: {error}") from error
+        num_classes = max(p[2] for p in parsed) + 1
+        num_places = max(p[4] for p in parsed) + 1
+        records = []
+        for img_id, filename, y, row_split, place, mask_name in parsed:
+            if row_split != split_code:
+                continue
+            mask = None
+            if use_masks and mask_name:
+                mask = root / mask_name
+            elif use_masks and masks_dir is not None:
+                mask = Path(masks_dir) / Path(filename).with_suffix(".png")
+            records.append(Record(root / filename, y, y * num_places + place, img_id, mask))
+        class_names, place_names = _names(root, num_classes, num_places)
+        group_names = [f"{c}/{p}" for c in class_names for p in place_names]
+        super().__init__(records, class_names, num_classes * num_places, transform, group_names)
+        self.num_places = num_places
+        self.place_names = place_names
+        self.places = [r.group % num_places for r in self.records]
+
+
+def _names(root: Path, num_classes: int, num_places: int) -> tuple[list[str], list[str]]:
+    manifest = root / "benchmark.json"
+    if manifest.is_file():
+        info = json.loads(manifest.read_text())
+        return list(info["class_names"]), list(info["domain_names"])
+    if num_classes == 2 and num_places == 2:
+        return ["landbird", "waterbird"], ["land", "water"]
+    return [f"class_{y}" for y in range(num_classes)], [f"place_{p}" for p in range(num_places)]

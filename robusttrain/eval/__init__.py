@@ -1,0 +1,34 @@
+"""Evaluation: group robustness (average / worst-group accuracy) and IN-9 background variants (BG-Gap)."""
+
+from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
+from .groups import group_accuracy
+from .report import group_table, results_table
+from .variants import (
+    VARIANTS,
+    bounding_boxes,
+    composite,
+    make_variants,
+    no_fg,
+    only_bg_black,
+    only_bg_tiled,
+    only_fg,
+)
+
+__all__ = [
+    "VARIANTS",
+    "background_pool",
+    "bounding_boxes",
+    "composite",
+    "evaluate_groups",
+    "evaluate_in9_folders",
+    "evaluate_variants",
+    "group_accuracy",
+    "group_table",
+    "make_variants",
+    "no_fg",
+    "only_bg_black",
+    "only_bg_tiled",
+    "only_fg",
+    "predict",
+    "results_table",
+]

@@ -1,0 +1,109 @@
+"""Create timm models that take images in [0, 1] (normalisation lives inside the model) from local weights only.
+
+Keeping normalisation inside the model means every tool of this library (background composites, map
+methods, IN-9 variants) works on plain ``[0, 1]`` images, whatever statistics the backbone expects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageModel(nn.Module):
+    """``backbone((images - mean) / std)`` with input checks that name what is wrong.
+
+    Shape:
+        images ``(B, 3, H, W)`` float in [0, 1] -> backbone output (logits ``(B, K)`` for classifiers).
+    """
+
+    def __init__(
+        self, backbone: nn.Module, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def in_chans(self) -> int:
+        return self.mean.shape[1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
+        if images.shape[1] != self.in_chans:
+            raise ValueError(f"model expects {self.in_chans}-channel images, got {images.shape[1]} channels "
+                             f"(convert greyscale/RGBA to RGB first)")
+        if not images.is_floating_point():
+            raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}")
+        return self.backbone((images - self.mean) / self.std)
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    checkpoint: str | Path | None = None,
+    pretrained: bool = False,
+    **kwargs: Any,
+) -> ImageModel:
+    """A timm model by name wrapped in :class:`ImageModel`.
+
+    Args:
+        name: any ``timm.list_models()`` name.
+        num_classes: output size (1 for scalar regression).
+        checkpoint: local weights file (a state dict of the backbone or of an ``ImageModel``; a ``"model"`` or
+            ``"state_dict"`` entry is unwrapped). Classifier weights whose shape does not fit ``num_classes``
+            are skipped, so ImageNet checkpoints can be fine-tuned.
+        pretrained: must stay ``False``: weights are never fetched from a hub; use ``checkpoint``.
+        **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``).
+
+    Raises:
+        ValueError: unknown model name, or ``pretrained=True``.
+        FileNotFoundError: the checkpoint does not exist.
+    """
+    if pretrained:
+        raise ValueError("pretrained=True would download weights from a hub; pass checkpoint=<local file> instead")
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
+        raise ValueError(f"unknown timm model {name!r}; similar names: {close}")
+    backbone = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    config = backbone.pretrained_cfg or {}
+    model = ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
+    return model
+
+
+def load_weights(model: ImageModel, checkpoint: str | Path) -> list[str]:
+    """Load a local checkpoint into ``model``; returns the names of skipped (shape-mismatched) tensors."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not any(k.startswith("backbone.") for k in state):
+        state = {f"backbone.{k}": v for k, v in state.items()}
+    own = model.state_dict()
+    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    state = {k: v for k, v in state.items() if k not in skipped}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in skipped]
+    if unexpected or missing:
+        raise ValueError(f"checkpoint {path} does not fit this model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return skipped

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robusttrain.data import BenchmarkConfig, generate_benchmark
+from robusttrain.data.benchmark import group_counts, render_sample, split_plan
+
+from ..conftest import TINY
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_generation_is_deterministic_from_the_seed(tmp_path: Path, tiny_benchmark: Path) -> None:
+    again = generate_benchmark(tmp_path / "again", TINY, workers=2)
+    assert _digest(again) == _digest(tiny_benchmark)
+    other = generate_benchmark(tmp_path / "other", BenchmarkConfig(**{**TINY.__dict__, "seed": 8}), workers=1)
+    assert _digest(other) != _digest(tiny_benchmark)
+
+
+def test_train_split_is_correlated_and_eval_splits_are_group_balanced() -> None:
+    config = BenchmarkConfig()
+    train = group_counts(config, "train")
+    assert train.sum() == config.n_train
+    for y in range(2):
+        assert train[y, y] / train[y].sum() == pytest.approx(0.95, abs=1e-3)
+    for split in ("val", "test"):
+        counts = group_counts(config, split)
+        assert (counts == counts[0, 0]).all() and counts[0, 0] > 0
+
+
+def test_metadata_matches_the_plan(tiny_benchmark: Path) -> None:
+    with open(tiny_benchmark / "metadata.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == TINY.n_train + 48 + 32
+    ids = [int(r["img_id"]) for r in rows]
+    assert len(set(ids)) == len(ids)
+    for code, split in enumerate(("train", "val", "test")):
+        plan = [(int(r["y"]), int(r["place"])) for r in rows if int(r["split"]) == code]
+        assert plan == split_plan(TINY, split)
+    manifest = json.loads((tiny_benchmark / "benchmark.json").read_text())
+    assert manifest["group_counts"]["val"] == [[8, 8], [8, 8]]
+
+
+def test_mask_marks_exactly_the_pasted_object() -> None:
+    image, mask = render_sample(TINY, "train", 3, y=1, place=0)
+    assert image.shape == (32, 32, 3) and mask.shape == (32, 32)
+    assert 0.05 < mask.mean() < 0.5
+    # Swapping the background changes only pixels outside the object.
+    other, other_mask = render_sample(TINY, "train", 3, y=1, place=1)
+    assert np.array_equal(mask, other_mask)
+    inside = mask == 1.0
+    assert np.array_equal(image[inside], other[inside])
+    assert not np.array_equal(image[mask == 0], other[mask == 0])
+
+
+def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_benchmark: Path) -> None:
+    assert generate_benchmark(tiny_benchmark, TINY) == tiny_benchmark
+    with pytest.raises(FileExistsError, match="another config"):
+        generate_benchmark(tiny_benchmark, BenchmarkConfig(**{**TINY.__dict__, "seed": 1}))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"num_classes": 9}, "num_classes"), ({"correlation": 1.5}, "correlation"), ({"n_val": 3}, "n_val"),
+     ({"shapes": ("cross", "blob")}, "shapes"), ({"image_size": 8}, "image_size")],
+)
+def test_bad_config_is_rejected_with_its_name(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BenchmarkConfig(**kwargs)
+
+
+def test_more_classes_use_more_shapes_and_domains() -> None:
+    config = BenchmarkConfig(num_classes=4, n_train=400, n_val=64, n_test=64)
+    assert len(set(config.class_names)) == 4 and len(set(config.domain_names)) == 4
+    assert group_counts(config, "test").tolist() == [[4] * 4] * 4

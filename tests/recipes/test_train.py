@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("train_recipe", ROOT / "recipes" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data-dir", str(data), "--output-dir", str(out), "--model", "test_resnet", "--image-size", "32",
+            "--batch-size", "32", "--epochs", "2", "--lr", "0.02", "--drop-rate", "0.2", "--no-progress",
+            "--variant-pool-size", "64", *extra]
+
+
+def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp_path: Path) -> None:
+    recipe = _recipe()
+    recipe.main(_args(tiny_benchmark, tmp_path / "straight"))
+    # 160 samples / 32 = 5 steps per epoch: stop after 7 steps (mid-epoch 2), then resume.
+    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7"))
+    progress = json.loads(next((tmp_path / "split" / "checkpoints").glob("step_00000007/progress.json")).read_text())
+    assert progress == {**progress, "epoch": 1, "step_in_epoch": 2, "global_step": 7}
+    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto"))
+    straight = torch.load(tmp_path / "straight" / "model.pt")
+    resumed = torch.load(tmp_path / "split" / "model.pt")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert a["groups"] == b["groups"] and a["variants"] == b["variants"] and b["global_step"] == 10
+
+
+def test_resume_from_a_folder_that_is_not_a_checkpoint_is_refused(tiny_benchmark: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+        _recipe().main(_args(tiny_benchmark, tmp_path / "x", "--resume", str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_recipe_runs_from_the_command_line_with_a_config(tiny_benchmark: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    cmd = [sys.executable, str(ROOT / "recipes" / "train.py"), "-c", str(ROOT / "configs" / "erm.yaml"),
+           *_args(tiny_benchmark, out, "--epochs", "1", "--no-generate")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["groups"]) >= {"average_accuracy", "worst_group_accuracy", "weighted_average_accuracy"}
+    assert set(metrics["variants"]) >= {"original", "only_fg", "only_bg_t", "mixed_same", "mixed_rand", "bg_gap"}
+    resolved = (out / "config.yaml").read_text()
+    assert "model: test_resnet" in resolved and "epochs: 1" in resolved
