@@ -23,11 +23,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from robusttrain.callbacks import build_callbacks
 from robusttrain.config import parse_with_config, save_config
 from robusttrain.data import (
     BenchmarkConfig,
@@ -41,13 +43,15 @@ from robusttrain.data import (
 )
 from robusttrain.eval import evaluate_groups, evaluate_in9_folders, evaluate_variants
 from robusttrain.models import create_model
+from robusttrain.types import Batch, TrainState
 
 PROGRESS_FILE = "progress.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", help="YAML file of option defaults (flags override it)")
+    parser.add_argument("-c", "--config", action="append",
+                        help="YAML file of option defaults; repeat to layer files (flags override them)")
     data = parser.add_argument_group("Data")
     data.add_argument("--data-dir", default="data/synth_waterbirds", help="dataset root")
     data.add_argument("--dataset", default="waterbirds", choices=["waterbirds", "imagefolder"],
@@ -78,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--seed", type=int, default=0)
     optim.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     optim.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is present")
+    robust = parser.add_argument_group("Robustness")
+    robust.add_argument("--callbacks", type=parse_callbacks, default=[],
+                        help="callback entries as YAML/JSON, e.g. '[{name: reweight, alpha: 4}]' (usually in -c)")
     run = parser.add_argument_group("Checkpointing and output")
     run.add_argument("--output-dir", default="outputs/run")
     run.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0 = per epoch)")
@@ -88,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training images whose backgrounds feed the Mixed-* variants")
     run.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def parse_callbacks(text: str | list) -> list[dict[str, Any]]:
+    """Callback entries from a YAML/JSON string (the config file gives a list directly)."""
+    entries = yaml.safe_load(text) if isinstance(text, str) else text
+    if not isinstance(entries, list):
+        raise argparse.ArgumentTypeError(f"--callbacks must be a list of entries, got {entries!r}")
+    return entries
 
 
 def build_datasets(args: argparse.Namespace) -> dict[str, MaskedImageDataset]:
@@ -172,6 +187,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    # robusttrain: callbacks see the unwrapped model and are saved with every checkpoint.
+    callbacks = build_callbacks(args.callbacks)
+    accelerator.register_for_checkpointing(callbacks)
+    state = TrainState(model=accelerator.unwrap_model(model), optimizer=optimizer, output_dir=str(output_dir),
+                       is_main_process=accelerator.is_main_process, world_size=accelerator.num_processes,
+                       accelerator=accelerator)
 
     progress: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": []}
     checkpoint = find_checkpoint(output_dir, args.resume) if args.resume else None
@@ -181,33 +202,45 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
 
     max_steps = args.max_steps or total_steps
+    state.global_step = progress["global_step"]
+    callbacks.setup(state)
     start = time.perf_counter()
     while progress["epoch"] < args.epochs and progress["global_step"] < max_steps:
         epoch = progress["epoch"]
         train_loader.set_epoch(epoch)
         train_set.set_epoch(epoch)
         model.train()
+        state.epoch = epoch
+        callbacks.on_epoch_start(state)
         loader = accelerator.skip_first_batches(train_loader, progress["step_in_epoch"])
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", initial=progress["step_in_epoch"],
                    total=len(train_loader), disable=args.no_progress or not accelerator.is_local_main_process)
         loss_sum, correct, seen = torch.zeros((), device=accelerator.device), 0, 0
-        for batch in bar:
-            logits = model(batch["image"])
-            loss = F.cross_entropy(logits, batch["target"])
+        step_start = time.perf_counter()
+        for raw in bar:
+            state.batch_idx = progress["step_in_epoch"]
+            batch = callbacks.on_batch_start(state, Batch.from_dict(raw))  # robusttrain
+            logits = model(batch.images)
+            losses = F.cross_entropy(logits, batch.targets, reduction="none")
+            loss = callbacks.on_loss(state, batch, logits, losses).mean()  # robusttrain
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             progress["global_step"] += 1
             progress["step_in_epoch"] += 1
-            loss_sum += loss.detach() * len(batch["target"])
-            correct += int((logits.argmax(1) == batch["target"]).sum())
-            seen += len(batch["target"])
+            state.global_step = progress["global_step"]
+            callbacks.on_step_end(state)  # robusttrain
+            loss_sum += losses.detach().sum()
+            correct += int((logits.argmax(1) == batch.targets).sum())
+            seen += len(batch)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if progress["global_step"] >= max_steps:
+            progress["step_seconds"] = progress.get("step_seconds", 0.0) + time.perf_counter() - step_start
+            if progress["global_step"] >= max_steps or state.should_stop:
                 break
             if args.checkpoint_every and progress["global_step"] % args.checkpoint_every == 0:
                 save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints)
+            step_start = time.perf_counter()
         bar.close()
         epoch_done = progress["step_in_epoch"] >= steps_per_epoch
         record: dict[str, Any] = {"epoch": epoch, "global_step": progress["global_step"],
@@ -219,13 +252,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                           val_worst_group_accuracy=val["worst_group_accuracy"])
         accelerator.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if epoch_done:
+            callbacks.on_epoch_end(state)  # robusttrain
             progress.update(epoch=epoch + 1, step_in_epoch=0)
         progress["history"].append(record)
         save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints)
+        if state.should_stop:
+            break
     train_seconds = time.perf_counter() - start
+    callbacks.teardown(state)
 
     metrics = evaluate(args, accelerator, model, datasets)
     metrics.update(history=progress["history"], global_step=progress["global_step"], train_seconds=train_seconds,
+                   step_seconds=progress.get("step_seconds", 0.0), callbacks=args.callbacks,
                    model=args.model, num_processes=accelerator.num_processes)
     if accelerator.is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -25,20 +25,21 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``-c/--config FILE`` first, use its keys as defaults of ``parser``, then parse the remaining flags.
+    """Parse ``-c/--config FILE`` (repeatable: later files override earlier ones) first, use the files' keys as
+    defaults of ``parser``, then parse the remaining flags.
 
     Raises:
-        ValueError: the YAML names an option that ``parser`` does not have (with the valid names).
+        ValueError: a YAML file names an option that ``parser`` does not have (with the valid names).
     """
     config_parser = argparse.ArgumentParser(add_help=False)
-    config_parser.add_argument("-c", "--config", default=None)
+    config_parser.add_argument("-c", "--config", action="append", default=[])
     known, remaining = config_parser.parse_known_args(argv)
-    if known.config:
-        values = load_config(known.config)
-        valid = {action.dest for action in parser._actions}
+    valid = {action.dest for action in parser._actions}
+    for path in known.config:
+        values = load_config(path)
         unknown = sorted(k for k in values if k.replace("-", "_") not in valid)
         if unknown:
-            raise ValueError(f"config {known.config} has unknown options {unknown}; valid options: {sorted(valid)}")
+            raise ValueError(f"config {path} has unknown options {unknown}; valid options: {sorted(valid)}")
         parser.set_defaults(**{k.replace("-", "_"): v for k, v in values.items()})
     args = parser.parse_args(remaining)
     args.config = known.config

@@ -2,7 +2,9 @@
 
 from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
 from .groups import group_accuracy
+from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
 from .report import group_table, results_table
+from .sanity import cascading_randomization, map_similarity
 from .variants import (
     VARIANTS,
     bounding_boxes,
@@ -17,6 +19,13 @@ from .variants import (
 __all__ = [
     "VARIANTS",
     "background_pool",
+    "cascading_randomization",
+    "centre_maps",
+    "deletion_insertion",
+    "energy_in_mask",
+    "mask_iou",
+    "map_similarity",
+    "pointing_game",
     "bounding_boxes",
     "composite",
     "evaluate_groups",

@@ -36,7 +36,8 @@ class ImageModel(nn.Module):
     def in_chans(self) -> int:
         return self.mean.shape[1]
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Check ``images`` and map them from [0, 1] to the backbone's input statistics."""
         if images.ndim != 4:
             raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
         if images.shape[1] != self.in_chans:
@@ -44,7 +45,17 @@ class ImageModel(nn.Module):
                              f"(convert greyscale/RGBA to RGB first)")
         if not images.is_floating_point():
             raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}")
-        return self.backbone((images - self.mean) / self.std)
+        return (images - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.normalize(images))
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map ``(B, C, h, w)`` or tokens ``(B, N, C)`` (timm ``forward_features``)."""
+        return self.backbone.forward_features(self.normalize(images))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_head(features)
 
 
 def create_model(

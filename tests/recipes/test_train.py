@@ -25,22 +25,45 @@ def _args(data: Path, out: Path, *extra: str) -> list[str]:
             "--variant-pool-size", "64", *extra]
 
 
-def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp_path: Path) -> None:
+CALLBACKS = ("[{name: reweight, alpha: 2.0, every: 2, fraction: 0.5},"
+             " {name: background_randomization, p: 0.5, mode: swap, fraction: 0.5},"
+             " {name: audit, fraction: 0.25}]")
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path / "model.pt")
+
+
+@pytest.mark.parametrize("callbacks", ["[]", CALLBACKS], ids=["plain", "with_callbacks"])
+def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp_path: Path, callbacks: str) -> None:
     recipe = _recipe()
-    recipe.main(_args(tiny_benchmark, tmp_path / "straight"))
+    recipe.main(_args(tiny_benchmark, tmp_path / "straight", "--callbacks", callbacks))
     # 160 samples / 32 = 5 steps per epoch: stop after 7 steps (mid-epoch 2), then resume.
-    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7"))
+    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7", "--callbacks", callbacks))
     progress = json.loads(next((tmp_path / "split" / "checkpoints").glob("step_00000007/progress.json")).read_text())
     assert progress == {**progress, "epoch": 1, "step_in_epoch": 2, "global_step": 7}
-    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto"))
-    straight = torch.load(tmp_path / "straight" / "model.pt")
-    resumed = torch.load(tmp_path / "split" / "model.pt")
+    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto", "--callbacks", callbacks))
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert a["groups"] == b["groups"] and a["variants"] == b["variants"] and b["global_step"] == 10
+    if callbacks != "[]":
+        records = [(tmp_path / run / "audit" / "epoch_001.jsonl").read_text() for run in ("split", "straight")]
+        assert records[0] == records[1]
+
+
+def test_disabled_callbacks_change_nothing(tiny_benchmark: Path, tmp_path: Path) -> None:
+    recipe = _recipe()
+    disabled = CALLBACKS.replace("}", ", enabled: false}")
+    recipe.main(_args(tiny_benchmark, tmp_path / "none", "--max-steps", "4"))
+    recipe.main(_args(tiny_benchmark, tmp_path / "off", "--max-steps", "4", "--callbacks", disabled))
+    recipe.main(_args(tiny_benchmark, tmp_path / "on", "--max-steps", "4", "--callbacks", CALLBACKS))
+    none, off, on = (_weights(tmp_path / name) for name in ("none", "off", "on"))
+    assert all(torch.equal(none[k], off[k]) for k in none)
+    assert not all(torch.equal(none[k], on[k]) for k in none)
 
 
 def test_resume_from_a_folder_that_is_not_a_checkpoint_is_refused(tiny_benchmark: Path, tmp_path: Path) -> None:

@@ -1,0 +1,29 @@
+"""Map sources under one contract: ``method(images, targets=None) -> (B, 1, H, W)`` in [0, 1], model untouched."""
+
+from .base import MapMethod, check_images, target_scores, to_unit_maps
+from .degradation import ControlledDegradation
+from .gradcam import GradCAM
+from .hooks import ActivationCapture, resolve_layers
+from .licnn import LICNN, lateral_inhibition
+from .registry import MAP_METHODS, create_map_method, list_map_methods
+from .reshape import token_layout, tokens_to_map
+from .state import untouched
+
+__all__ = [
+    "LICNN",
+    "MAP_METHODS",
+    "ActivationCapture",
+    "ControlledDegradation",
+    "GradCAM",
+    "MapMethod",
+    "check_images",
+    "create_map_method",
+    "lateral_inhibition",
+    "list_map_methods",
+    "resolve_layers",
+    "target_scores",
+    "to_unit_maps",
+    "token_layout",
+    "tokens_to_map",
+    "untouched",
+]

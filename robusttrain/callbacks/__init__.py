@@ -1,0 +1,23 @@
+"""Training-time callbacks that compute attention maps and reweight, background-randomize or audit batches."""
+
+from .audit import AuditCallback
+from .background import BackgroundRandomizationCallback
+from .base import Callback, CallbackError, CallbackList
+from .maps import MapCache, MapSchedule
+from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
+from .reweight import ReweightCallback
+
+__all__ = [
+    "CALLBACKS",
+    "AuditCallback",
+    "BackgroundRandomizationCallback",
+    "Callback",
+    "CallbackError",
+    "CallbackList",
+    "MapCache",
+    "MapSchedule",
+    "ReweightCallback",
+    "build_callbacks",
+    "create_callback",
+    "list_callbacks",
+]

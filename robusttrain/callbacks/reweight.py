@@ -1,0 +1,93 @@
+"""Reweighting: up-weight samples whose label the background alone does not support.
+
+For each sample the attended region (from a map method) is removed (Only-BG-T fill) and the model predicts
+on what is left, mostly background. ``reliance = p(label | background-only view)`` is high for samples whose
+background agrees with the label (the majority groups of a spurious correlation) and low for samples whose
+background points elsewhere (the minority groups). Per-sample loss weights are
+``1 + alpha * (1 - reliance)``, normalised to mean 1 over the batch (no group labels, no masks needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..transforms import region_from_maps
+from ..types import Batch, TrainState
+from .base import Callback
+from .maps import MapSchedule
+from .registry import CALLBACKS
+from .views import background_only, probabilities
+
+
+@CALLBACKS.register("reweight")
+class ReweightCallback(Callback):
+    """Map-derived per-sample loss weights (classification).
+
+    Args:
+        alpha: strength of the up-weighting (0 = no change).
+        normalize: rescale weights to mean 1 per batch, keeping the loss scale.
+        threshold, dilate: how maps become the removed region.
+        start_step: plain losses before this optimizer step.
+        method ... cache_dir: map scheduling (see :class:`MapSchedule`).
+        seed, name: as for every callback.
+    """
+
+    order = 20
+
+    def __init__(
+        self,
+        alpha: float = 4.0,
+        normalize: bool = True,
+        threshold: float = 0.5,
+        dilate: int = 1,
+        start_step: int = 0,
+        method: str = "gradcam",
+        method_options: dict[str, Any] | None = None,
+        every: int = 1,
+        fraction: float = 1.0,
+        cache_resolution: int = 16,
+        cache_capacity: int = 200_000,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        name: str | None = None,
+        enabled: bool = True,
+    ) -> None:
+        super().__init__(enabled)
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.alpha, self.normalize, self.threshold, self.dilate = alpha, normalize, threshold, dilate
+        self.start_step = start_step
+        self.name = name
+        self.schedule = MapSchedule(method, method_options, every, fraction, cache_resolution, cache_capacity,
+                                    cache_dir, seed)
+        self.weighted_batches = 0
+
+    @property
+    def state_key(self) -> str:
+        return self.name or type(self).__qualname__
+
+    def reliance(self, state: TrainState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``p(label | background-only view)`` per sample and which samples had a map."""
+        maps, available = self.schedule.maps(state, batch)
+        regions = region_from_maps(maps, self.threshold, self.dilate)
+        probs = probabilities(state.model, background_only(batch.images, regions))
+        return probs.gather(1, batch.targets.long()[:, None])[:, 0], available
+
+    def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        if state.global_step < self.start_step or self.alpha == 0:
+            return losses
+        reliance, available = self.reliance(state, batch)
+        weights = torch.where(available, 1 + self.alpha * (1 - reliance), torch.ones_like(reliance))
+        if self.normalize:
+            weights = weights / weights.mean()
+        self.weighted_batches += 1
+        return losses * weights.to(losses.dtype).detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.state_dict(), "weighted_batches": self.weighted_batches}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.schedule.load_state_dict(state_dict["schedule"])
+        self.weighted_batches = state_dict["weighted_batches"]

@@ -1,0 +1,94 @@
+"""Compositing primitives shared by training-time transforms and evaluation: boxes, tiling, pasting.
+
+All functions take image batches ``(B, C, H, W)`` in [0, 1] and masks ``(B, 1, H, W)`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the problem unless images are ``(B, C, H, W)`` and masks ``(B, 1, H, W)``."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if masks.ndim != 4 or masks.shape[1] != 1:
+        raise ValueError(f"masks must be (B, 1, H, W), got shape {tuple(masks.shape)}")
+    if masks.shape[0] != images.shape[0] or masks.shape[2:] != images.shape[2:]:
+        raise ValueError(f"mask/image size mismatch: masks {tuple(masks.shape)} vs images {tuple(images.shape)}")
+
+
+def bounding_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-mask box ``(top, bottom, left, right)`` (bottom/right exclusive), long ``(B, 4)`` on the masks' device.
+
+    An empty mask gives an empty box ``(0, 0, 0, 0)``.
+    """
+    inside = masks[:, 0] > threshold
+    rows, cols = inside.any(dim=2), inside.any(dim=1)
+    height, width = rows.shape[1], cols.shape[1]
+    boxes = torch.stack([
+        rows.float().argmax(dim=1), height - rows.flip(1).float().argmax(dim=1),
+        cols.float().argmax(dim=1), width - cols.flip(1).float().argmax(dim=1),
+    ], dim=1)
+    return torch.where(rows.any(dim=1, keepdim=True), boxes, torch.zeros_like(boxes))
+
+
+def only_fg(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Foreground on black."""
+    check_pair(images, masks)
+    return images * masks
+
+
+def no_fg(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Foreground pixels set to black (the silhouette stays, which leaks shape)."""
+    check_pair(images, masks)
+    return images * (1 - masks)
+
+
+def only_bg_black(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Only-BG-B: the object's bounding box set to black."""
+    check_pair(images, masks)
+    out = images.clone()
+    for i, (top, bottom, left, right) in enumerate(bounding_boxes(masks).tolist()):
+        out[i, :, top:bottom, left:right] = 0
+    return out
+
+
+def only_bg_tiled(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Only-BG-T: the bounding box filled with tiles of the largest margin strip outside it.
+
+    When the box covers the whole frame (no margin), the box is filled with the mean colour of the pixels
+    outside the mask, or black when there are none.
+    """
+    check_pair(images, masks)
+    out = images.clone()
+    height, width = images.shape[2:]
+    for i, (top, bottom, left, right) in enumerate(bounding_boxes(masks).tolist()):
+        if bottom == top:
+            continue
+        strips = {
+            "left": images[i, :, :, :left], "right": images[i, :, :, right:],
+            "top": images[i, :, :top, :], "bottom": images[i, :, bottom:, :],
+        }
+        name, strip = max(strips.items(), key=lambda kv: kv[1].shape[1] * kv[1].shape[2])
+        if strip.numel() == 0:
+            outside = masks[i, 0] <= 0.5
+            fill = images[i][:, outside].mean(dim=1) if outside.any() else images.new_zeros(images.shape[1])
+            out[i, :, top:bottom, left:right] = fill[:, None, None]
+            continue
+        if name in ("left", "right"):
+            reps = -(-width // strip.shape[2])
+            canvas = strip.repeat(1, 1, reps)[:, :, :width]
+        else:
+            reps = -(-height // strip.shape[1])
+            canvas = strip.repeat(1, reps, 1)[:, :height, :]
+        out[i, :, top:bottom, left:right] = canvas[:, top:bottom, left:right]
+    return out
+
+
+def composite(foregrounds: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
+    """Paste the masked foreground onto ``backgrounds``: ``m * fg + (1 - m) * bg``."""
+    check_pair(foregrounds, masks)
+    if backgrounds.shape != foregrounds.shape:
+        raise ValueError(f"backgrounds {tuple(backgrounds.shape)} must match foregrounds {tuple(foregrounds.shape)}")
+    return masks * foregrounds + (1 - masks) * backgrounds
