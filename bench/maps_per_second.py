@@ -63,8 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|")
     for name in args.models:
         model = create_model(name, num_classes=2).to(device).eval()
+        # pool_attention reads the attention of a DropKey pooling head: the same body with that head.
+        pooled = create_model(name, num_classes=2, attention_pool="dropkey").to(device).eval()
         images = torch.rand(args.batch, 3, args.size, args.size, device=device)
-        calls = {method: partial(create_map_method(method, model), images) for method in list_map_methods()}
+        calls = {method: partial(create_map_method(method, pooled if method == "pool_attention" else model), images)
+                 for method in list_map_methods()}
         try:
             calls["pytorch-grad-cam GradCAM (reference)"] = reference_gradcam(model, images)
         except ImportError:

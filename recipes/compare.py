@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections.abc import Sequence
@@ -48,16 +49,17 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def run_all(runs: Sequence[str], seeds: Sequence[int], base: str, output_dir: Path, extra: Sequence[str]
-            ) -> dict[str, list[dict[str, Any]]]:
+def run_all(runs: Sequence[str], seeds: Sequence[int], base: str, output_dir: Path, extra: Sequence[str],
+            reuse: bool = False) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {}
     for spec in runs:
         label, _, config = spec.partition("=")
         for seed in seeds:
-            out = output_dir / label.replace(" ", "_") / f"seed_{seed}"
+            out = output_dir / re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") / f"seed_{seed}"
             argv = ["-c", base] + (["-c", config] if config else [])
             argv += ["--seed", str(seed), "--output-dir", str(out), "--no-progress", *extra]
-            train_recipe.main(argv)
+            if not (reuse and (out / "metrics.json").is_file()):
+                train_recipe.main(argv)
             results.setdefault(label, []).append(json.loads((out / "metrics.json").read_text()))
     return results
 
@@ -68,10 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--base", default=str(ROOT / "configs" / "erm.yaml"))
     parser.add_argument("--output-dir", default="reports/compare")
+    parser.add_argument("--reuse", action="store_true", help="keep runs whose metrics.json already exists")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to train.py")
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir)
-    results = run_all(args.runs, args.seeds, args.base, output_dir, args.extra)
+    results = run_all(args.runs, args.seeds, args.base, output_dir, args.extra, args.reuse)
     table = summarise(results)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "compare.md").write_text(table + "\n")

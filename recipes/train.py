@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", default="resnet18", help="timm model name")
     model.add_argument("--checkpoint", default=None, help="local initial weights (no hub downloads)")
     model.add_argument("--drop-rate", type=float, default=0.0)
+    model.add_argument("--attention-pool", default=None, choices=["dropkey", "dropout", "none"],
+                       help="replace global pooling by attention pooling in this mode (CNNs)")
+    model.add_argument("--mask-ratio", type=float, default=0.1, help="DropKey / Dropout ratio of --attention-pool")
+    model.add_argument("--output-stride", type=int, default=None, help="timm CNN output stride (8, 16 or 32)")
     optim = parser.add_argument_group("Optimisation")
     optim.add_argument("--epochs", type=int, default=10)
     optim.add_argument("--batch-size", type=int, default=64, help="per process")
@@ -127,6 +131,13 @@ def build_datasets(args: argparse.Namespace) -> dict[str, MaskedImageDataset]:
     return splits
 
 
+def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
+    """The model the options describe (also used to rebuild it for evaluation scripts)."""
+    extra = {"output_stride": args.output_stride} if args.output_stride else {}
+    return create_model(args.model, num_classes, checkpoint=args.checkpoint, drop_rate=args.drop_rate,
+                        attention_pool=args.attention_pool, mask_ratio=args.mask_ratio, **extra)
+
+
 def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
     """The checkpoint folder to resume from (``auto`` = newest under ``output_dir/checkpoints``)."""
     if resume != "auto":
@@ -173,7 +184,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     datasets = build_datasets(args)
     train_set = datasets["train"]
-    model = create_model(args.model, train_set.num_classes, checkpoint=args.checkpoint, drop_rate=args.drop_rate)
+    model = build_model(args, train_set.num_classes)
     sampler = EpochShuffleSampler(len(train_set), seed=args.seed)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.

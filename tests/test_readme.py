@@ -12,8 +12,8 @@ def test_plain_loop_snippet_runs(tiny_benchmark: Path) -> None:
     text = README.read_text()
     code = re.search(r"<!-- plain-loop -->\n```python\n(.*?)```", text, re.S).group(1)
     code = code.replace('"data/synth_waterbirds"', repr(str(tiny_benchmark)))
-    code = code.replace("    state.global_step += 1; callbacks.on_step_end(state)",
-                        "    state.global_step += 1; callbacks.on_step_end(state)\n    if state.global_step == 2: break")
+    last = "    state.global_step += 1; callbacks.on_step_end(state)"
+    code = code.replace(last, last + "\n    if state.global_step == 2: break")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["state"].global_step == 2

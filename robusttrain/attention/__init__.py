@@ -5,6 +5,7 @@ from .degradation import ControlledDegradation
 from .gradcam import GradCAM
 from .hooks import ActivationCapture, resolve_layers
 from .licnn import LICNN, lateral_inhibition
+from .pool_attention import PoolAttention
 from .registry import MAP_METHODS, create_map_method, list_map_methods
 from .reshape import token_layout, tokens_to_map
 from .state import untouched
@@ -16,6 +17,7 @@ __all__ = [
     "ControlledDegradation",
     "GradCAM",
     "MapMethod",
+    "PoolAttention",
     "check_images",
     "create_map_method",
     "lateral_inhibition",

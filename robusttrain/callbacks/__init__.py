@@ -3,7 +3,7 @@
 from .audit import AuditCallback
 from .background import BackgroundRandomizationCallback
 from .base import Callback, CallbackError, CallbackList
-from .maps import MapCache, MapSchedule
+from .maps import MapCache, MapCallback, MapSchedule
 from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
 from .reweight import ReweightCallback
 
@@ -15,6 +15,7 @@ __all__ = [
     "CallbackError",
     "CallbackList",
     "MapCache",
+    "MapCallback",
     "MapSchedule",
     "ReweightCallback",
     "build_callbacks",

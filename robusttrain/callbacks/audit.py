@@ -20,14 +20,13 @@ import torch
 from ..eval.localization import energy_in_mask
 from ..transforms import region_from_maps
 from ..types import Batch, TrainState
-from .base import Callback
-from .maps import MapSchedule
+from .maps import MapCallback
 from .registry import CALLBACKS
 from .views import background_only, foreground_only, probabilities
 
 
 @CALLBACKS.register("audit")
-class AuditCallback(Callback):
+class AuditCallback(MapCallback):
     """Per-sample background-reliance records, written every epoch.
 
     Args:
@@ -35,36 +34,17 @@ class AuditCallback(Callback):
         flag_confidence: a sample is flagged when the background-only view gives its label at least this
             probability while the foreground-only view does not.
         threshold: map threshold for the attended region.
-        method ... cache_dir, seed: map scheduling (see :class:`MapSchedule`).
+        **map_options: map scheduling and state key (see :class:`MapCallback`).
     """
 
     order = 30
 
     def __init__(
-        self,
-        output_dir: str | None = None,
-        flag_confidence: float = 0.8,
-        threshold: float = 0.5,
-        method: str = "gradcam",
-        method_options: dict[str, Any] | None = None,
-        every: int = 1,
-        fraction: float = 1.0,
-        cache_resolution: int = 16,
-        cache_capacity: int = 200_000,
-        cache_dir: str | None = None,
-        seed: int = 0,
-        name: str | None = None,
-        enabled: bool = True,
+        self, output_dir: str | None = None, flag_confidence: float = 0.8, threshold: float = 0.5, **map_options: Any
     ) -> None:
-        super().__init__(enabled)
-        self.output_dir, self.flag_confidence, self.threshold, self.name = output_dir, flag_confidence, threshold, name
-        self.schedule = MapSchedule(method, method_options, every, fraction, cache_resolution, cache_capacity,
-                                    cache_dir, seed)
+        super().__init__(**map_options)
+        self.output_dir, self.flag_confidence, self.threshold = output_dir, flag_confidence, threshold
         self.records: dict[int, dict[str, Any]] = {}
-
-    @property
-    def state_key(self) -> str:
-        return self.name or type(self).__qualname__
 
     @torch.no_grad()
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
@@ -131,8 +111,8 @@ class AuditCallback(Callback):
         (folder / f"epoch_{state.epoch:03d}_summary.json").write_text(json.dumps(self.summary(records), indent=2))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.state_dict(), "records": [self.records[k] for k in sorted(self.records)]}
+        return {**super().state_dict(), "records": [self.records[k] for k in sorted(self.records)]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.schedule.load_state_dict(state_dict["schedule"])
+        super().load_state_dict(state_dict)
         self.records = {r["id"]: r for r in state_dict["records"]}

@@ -15,13 +15,12 @@ import torch
 
 from ..transforms import MODES, composite, new_backgrounds, region_from_maps
 from ..types import Batch, TrainState
-from .base import Callback
-from .maps import MapSchedule
+from .maps import MapCallback
 from .registry import CALLBACKS
 
 
 @CALLBACKS.register("background_randomization")
-class BackgroundRandomizationCallback(Callback):
+class BackgroundRandomizationCallback(MapCallback):
     """Composite attended regions onto new backgrounds.
 
     Args:
@@ -32,10 +31,8 @@ class BackgroundRandomizationCallback(Callback):
         threshold, dilate: how maps become a binary region.
         blur_radius: for ``mode="blur"``.
         start_step: leave batches unchanged before this optimizer step (maps of an untrained model are noise).
-        method, method_options, every, fraction, cache_resolution, cache_capacity, cache_dir: map scheduling
-            (see :class:`MapSchedule`); ignored for ``source="masks"``.
-        seed: randomness of sample choice and backgrounds.
-        name: state key, for several instances in one run.
+        **map_options: map scheduling, state key and seed of sample choice and backgrounds (see
+            :class:`MapCallback`); the maps are not used with ``source="masks"``.
     """
 
     order = 10
@@ -50,18 +47,9 @@ class BackgroundRandomizationCallback(Callback):
         dilate: int = 0,
         blur_radius: float = 5.0,
         start_step: int = 0,
-        method: str = "gradcam",
-        method_options: dict[str, Any] | None = None,
-        every: int = 1,
-        fraction: float = 1.0,
-        cache_resolution: int = 16,
-        cache_capacity: int = 200_000,
-        cache_dir: str | None = None,
-        seed: int = 0,
-        name: str | None = None,
-        enabled: bool = True,
+        **map_options: Any,
     ) -> None:
-        super().__init__(enabled)
+        super().__init__(**map_options)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         if source not in ("maps", "masks"):
@@ -70,15 +58,7 @@ class BackgroundRandomizationCallback(Callback):
             raise ValueError(f"unknown background mode {mode!r}; choose from {MODES}")
         self.p, self.mode, self.source, self.inverse = p, mode, source, inverse
         self.threshold, self.dilate, self.blur_radius, self.start_step = threshold, dilate, blur_radius, start_step
-        self.seed = seed
-        self.name = name
-        self.schedule = MapSchedule(method, method_options, every, fraction, cache_resolution, cache_capacity,
-                                    cache_dir, seed) if source == "maps" else None
         self.changed = 0
-
-    @property
-    def state_key(self) -> str:
-        return self.name or type(self).__qualname__
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
         if state.global_step < self.start_step:
@@ -103,9 +83,8 @@ class BackgroundRandomizationCallback(Callback):
         return batch.replace(images=images)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"changed": self.changed, "schedule": self.schedule.state_dict() if self.schedule else None}
+        return {**super().state_dict(), "changed": self.changed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
         self.changed = state_dict["changed"]
-        if self.schedule is not None and state_dict.get("schedule") is not None:
-            self.schedule.load_state_dict(state_dict["schedule"])

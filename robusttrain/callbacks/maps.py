@@ -22,6 +22,7 @@ from torch import nn
 
 from ..attention import ControlledDegradation, MapMethod, create_map_method
 from ..types import Batch, TrainState
+from .base import Callback
 
 
 class MapCache:
@@ -173,3 +174,30 @@ class MapSchedule:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.cache.load_state_dict(state["cache"])
         self.computed = state["computed"]
+
+
+class MapCallback(Callback):
+    """Base of the callbacks that use maps: owns a :class:`MapSchedule` and a configurable state key.
+
+    Args:
+        name: state key, so several instances of one callback can run together.
+        enabled: ``False`` skips every hook.
+        **schedule_options: ``method``, ``method_options``, ``every``, ``fraction``, ``cache_resolution``,
+            ``cache_capacity``, ``cache_dir`` and ``seed`` of :class:`MapSchedule`.
+    """
+
+    def __init__(self, name: str | None = None, enabled: bool = True, **schedule_options: Any) -> None:
+        super().__init__(enabled)
+        self.name = name
+        self.schedule = MapSchedule(**schedule_options)
+        self.seed = self.schedule.seed
+
+    @property
+    def state_key(self) -> str:
+        return self.name or type(self).__qualname__
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.schedule.load_state_dict(state_dict["schedule"])

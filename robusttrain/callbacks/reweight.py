@@ -15,14 +15,13 @@ import torch
 
 from ..transforms import region_from_maps
 from ..types import Batch, TrainState
-from .base import Callback
-from .maps import MapSchedule
+from .maps import MapCallback
 from .registry import CALLBACKS
 from .views import background_only, probabilities
 
 
 @CALLBACKS.register("reweight")
-class ReweightCallback(Callback):
+class ReweightCallback(MapCallback):
     """Map-derived per-sample loss weights (classification).
 
     Args:
@@ -30,8 +29,7 @@ class ReweightCallback(Callback):
         normalize: rescale weights to mean 1 per batch, keeping the loss scale.
         threshold, dilate: how maps become the removed region.
         start_step: plain losses before this optimizer step.
-        method ... cache_dir: map scheduling (see :class:`MapSchedule`).
-        seed, name: as for every callback.
+        **map_options: map scheduling and state key (see :class:`MapCallback`).
     """
 
     order = 20
@@ -43,30 +41,14 @@ class ReweightCallback(Callback):
         threshold: float = 0.5,
         dilate: int = 1,
         start_step: int = 0,
-        method: str = "gradcam",
-        method_options: dict[str, Any] | None = None,
-        every: int = 1,
-        fraction: float = 1.0,
-        cache_resolution: int = 16,
-        cache_capacity: int = 200_000,
-        cache_dir: str | None = None,
-        seed: int = 0,
-        name: str | None = None,
-        enabled: bool = True,
+        **map_options: Any,
     ) -> None:
-        super().__init__(enabled)
+        super().__init__(**map_options)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         self.alpha, self.normalize, self.threshold, self.dilate = alpha, normalize, threshold, dilate
         self.start_step = start_step
-        self.name = name
-        self.schedule = MapSchedule(method, method_options, every, fraction, cache_resolution, cache_capacity,
-                                    cache_dir, seed)
         self.weighted_batches = 0
-
-    @property
-    def state_key(self) -> str:
-        return self.name or type(self).__qualname__
 
     def reliance(self, state: TrainState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """``p(label | background-only view)`` per sample and which samples had a map."""
@@ -86,8 +68,8 @@ class ReweightCallback(Callback):
         return losses * weights.to(losses.dtype).detach()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.state_dict(), "weighted_batches": self.weighted_batches}
+        return {**super().state_dict(), "weighted_batches": self.weighted_batches}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.schedule.load_state_dict(state_dict["schedule"])
+        super().load_state_dict(state_dict)
         self.weighted_batches = state_dict["weighted_batches"]

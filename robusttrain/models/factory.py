@@ -13,6 +13,8 @@ import timm
 import torch
 from torch import nn
 
+from .attention_pool import AttentionPool, AttentionPoolNet
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -63,6 +65,9 @@ def create_model(
     num_classes: int,
     checkpoint: str | Path | None = None,
     pretrained: bool = False,
+    attention_pool: str | None = None,
+    mask_ratio: float = 0.1,
+    pool_heads: int = 4,
     **kwargs: Any,
 ) -> ImageModel:
     """A timm model by name wrapped in :class:`ImageModel`.
@@ -74,7 +79,9 @@ def create_model(
             ``"state_dict"`` entry is unwrapped). Classifier weights whose shape does not fit ``num_classes``
             are skipped, so ImageNet checkpoints can be fine-tuned.
         pretrained: must stay ``False``: weights are never fetched from a hub; use ``checkpoint``.
-        **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``).
+        attention_pool: replace the CNN's global pooling by :class:`AttentionPool` in this mode
+            (``dropkey``, ``dropout`` or ``none``), with ``mask_ratio`` and ``pool_heads``.
+        **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``, ``output_stride``).
 
     Raises:
         ValueError: unknown model name, or ``pretrained=True``.
@@ -85,7 +92,12 @@ def create_model(
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
         raise ValueError(f"unknown timm model {name!r}; similar names: {close}")
-    backbone = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    if attention_pool is None:
+        backbone = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    else:
+        body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
+        pool = AttentionPool(body.num_features, pool_heads, attention_pool, mask_ratio)
+        backbone = AttentionPoolNet(body, num_classes, pool)
     config = backbone.pretrained_cfg or {}
     model = ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
     if checkpoint is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -16,10 +17,18 @@ from robusttrain.models import create_model
 from .models import RedDetector, red_square_scenes
 
 FAST = {"degradation": {"steps": 15}}
+DEVICE = torch.device(os.environ.get("RT_TEST_DEVICE", "cpu"))  # RT_TEST_DEVICE=cuda runs these on a GPU
+NEEDS_MAPS_FROM_THE_INPUT = [m for m in list_map_methods() if m != "pool_attention"]  # not a hand-built model
 
 
 def _method(name: str, model: nn.Module):
     return create_map_method(name, model, **FAST.get(name, {}))
+
+
+def _cnn(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """A timm CNN; with attention pooling for the method that reads it."""
+    pool = {"attention_pool": "dropkey", "output_stride": 16} if name == "pool_attention" else {}
+    return create_model("test_resnet", num_classes=num_classes, **pool, **kwargs)
 
 
 def test_registry_lists_the_methods_and_names_unknown_ones() -> None:
@@ -31,24 +40,26 @@ def test_registry_lists_the_methods_and_names_unknown_ones() -> None:
 @pytest.mark.parametrize("name", list_map_methods())
 def test_output_contract_on_a_timm_cnn(name: str) -> None:
     torch.manual_seed(0)
-    model = create_model("test_resnet", num_classes=3)
-    images = torch.rand(4, 3, 48, 40)
+    model = _cnn(name, num_classes=3).to(DEVICE)
+    images = torch.rand(4, 3, 48, 40, device=DEVICE)
     maps = _method(name, model)(images)
     assert maps.shape == (4, 1, 48, 40) and maps.dtype == torch.float32 and maps.device == images.device
     assert torch.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
     assert not maps.requires_grad
-    assert torch.equal(maps, _method(name, model)(images))  # deterministic
+    again = _method(name, model)(images)
+    # Deterministic on CPU; CUDA backward kernels are not bit-exact, and degradation amplifies that a little.
+    assert torch.equal(maps, again) if DEVICE.type == "cpu" else (maps - again).abs().mean() < 2e-2
 
 
 @pytest.mark.parametrize("name", list_map_methods())
 def test_running_a_method_leaves_training_untouched(name: str) -> None:
     torch.manual_seed(0)
-    model = create_model("test_resnet", num_classes=2, drop_rate=0.3)
+    model = _cnn(name, num_classes=2, drop_rate=0.3).to(DEVICE)
     model.train()
-    model.backbone.fc.eval()  # a mixed-mode model must keep its mixed modes
-    images = torch.rand(4, 3, 32, 32)
+    next(iter(model.backbone.children())).eval()  # a mixed-mode model must keep its mixed modes
+    images = torch.rand(4, 3, 32, 32, device=DEVICE)
     model(images).sum().backward()  # gradients from a training step are pending
-    model.backbone.layer1.requires_grad_(False)
+    model.backbone.get_submodule("body.layer1" if name == "pool_attention" else "layer1").requires_grad_(False)
     before = {
         "modes": {n: m.training for n, m in model.named_modules()},
         "buffers": {n: b.clone() for n, b in model.named_buffers()},
@@ -58,9 +69,9 @@ def test_running_a_method_leaves_training_untouched(name: str) -> None:
     }
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     _method(name, model)(images)
-    after_rng = (random.random(), np.random.rand(), torch.rand(1))
+    after_rng = (random.random(), np.random.rand(), torch.rand(1), torch.rand(1, device=DEVICE).cpu())
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    assert after_rng == (random.random(), np.random.rand(), torch.rand(1))
+    assert after_rng == (random.random(), np.random.rand(), torch.rand(1), torch.rand(1, device=DEVICE).cpu())
     assert {n: m.training for n, m in model.named_modules()} == before["modes"]
     for n, b in model.named_buffers():
         assert torch.equal(b, before["buffers"][n]), n
@@ -73,7 +84,7 @@ def test_running_a_method_leaves_training_untouched(name: str) -> None:
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
 
 
-@pytest.mark.parametrize("name", list_map_methods())
+@pytest.mark.parametrize("name", NEEDS_MAPS_FROM_THE_INPUT)
 def test_maps_land_on_the_object_a_hand_built_detector_looks_at(name: str) -> None:
     model = RedDetector().eval()
     images, masks = red_square_scenes()
@@ -100,7 +111,7 @@ def test_licnn_refuses_models_without_relu() -> None:
 
 @pytest.mark.parametrize("name", list_map_methods())
 def test_bad_input_gets_a_clear_error(name: str) -> None:
-    model = create_model("test_resnet", num_classes=2)
+    model = _cnn(name, num_classes=2)
     method = _method(name, model)
     with pytest.raises(ValueError, match="NaN or infinite"):
         method(torch.full((1, 3, 16, 16), float("nan")))
@@ -112,6 +123,6 @@ def test_bad_input_gets_a_clear_error(name: str) -> None:
         method(torch.rand(0, 3, 16, 16))
     with pytest.raises(TypeError, match="floating point"):
         method(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
-    if name != "degradation":  # degradation explains all outputs and takes no targets
+    if name not in ("degradation", "pool_attention"):  # these explain all outputs and take no targets
         with pytest.raises(ValueError, match="targets"):
             method(torch.rand(2, 3, 16, 16), torch.tensor([0, 5]))

@@ -1,0 +1,34 @@
+"""Maps for free from attention pooling: the attention each spatial token receives (no backward pass)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models.attention_pool import AttentionPool
+from .base import MapMethod
+from .registry import MAP_METHODS
+
+
+@MAP_METHODS.register("pool_attention")
+class PoolAttention(MapMethod):
+    """Token attention of the model's :class:`AttentionPool` (eval mode: nothing dropped), one forward pass.
+
+    Raises:
+        ValueError: the model has no attention pooling (``create_model(..., attention_pool="dropkey")``).
+    """
+
+    uses_gradients = False
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        pools = [m for m in model.modules() if isinstance(m, AttentionPool)]
+        if not pools:
+            raise ValueError("pool_attention needs a model with AttentionPool; create it with "
+                             "create_model(name, num_classes, attention_pool='dropkey')")
+        self.pool = pools[-1]
+
+    def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
+            self.model(images)
+        return self.pool.token_map()
