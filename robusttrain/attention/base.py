@@ -17,6 +17,15 @@ from torch import nn
 from .state import untouched
 
 
+def input_channels(model: nn.Module) -> int | None:
+    """Channels the model takes: its ``in_chans``, else the first convolution's input channels (None if unknown)."""
+    declared = getattr(model, "in_chans", None)
+    if declared is not None:
+        return int(declared)
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return None if first_conv is None else first_conv.in_channels
+
+
 def check_images(images: torch.Tensor, model: nn.Module | None = None) -> None:
     """Raise a ``ValueError``/``TypeError`` naming what is wrong with an image batch."""
     if not isinstance(images, torch.Tensor):
@@ -29,7 +38,11 @@ def check_images(images: torch.Tensor, model: nn.Module | None = None) -> None:
         raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}")
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")
-    expected = getattr(model, "in_chans", None)
+    low, high = float(images.min()), float(images.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(f"images must be in [0, 1], got values in [{low:.3g}, {high:.3g}] "
+                         "(divide 8-bit images by 255; normalisation belongs inside the model)")
+    expected = input_channels(model) if model is not None else None
     if expected is not None and images.shape[1] != expected:
         raise ValueError(f"model expects {expected}-channel images, got {images.shape[1]} channels")
 
@@ -80,7 +93,8 @@ class MapMethod:
         check_images(images, self.model)
         # NOTE: parameters are frozen inside `untouched`; an input that requires grad keeps the graph alive so
         # gradients with respect to activations (and maps) can still be taken.
-        inputs = images.detach().requires_grad_(self.uses_gradients)
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), images.dtype)
+        inputs = images.detach().to(dtype).requires_grad_(self.uses_gradients)
         with untouched(self.model), torch.enable_grad():
             maps = self.compute(inputs, targets, **kwargs)
         return to_unit_maps(maps.detach(), images.shape[-2:], self.rescale)

@@ -83,6 +83,7 @@ def new_backgrounds(
     if mode == "mean":
         return images.mean(dim=(2, 3), keepdim=True).expand_as(images).clone()
     if mode == "blur":
-        kernel = 2 * int(round(3 * blur_radius)) + 1
+        # NOTE: reflect padding needs the kernel's half-width below the image size; small images get a cut kernel.
+        kernel = min(2 * int(round(3 * blur_radius)) + 1, 2 * min(images.shape[-2:]) - 1)
         return gaussian_blur(images, kernel_size=kernel, sigma=blur_radius)
     return texture_backgrounds(len(images), images.shape[-2:], generator).to(images)

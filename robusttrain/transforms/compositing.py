@@ -16,6 +16,8 @@ def check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
         raise ValueError(f"masks must be (B, 1, H, W), got shape {tuple(masks.shape)}")
     if masks.shape[0] != images.shape[0] or masks.shape[2:] != images.shape[2:]:
         raise ValueError(f"mask/image size mismatch: masks {tuple(masks.shape)} vs images {tuple(images.shape)}")
+    if not (images.is_floating_point() and masks.is_floating_point()):
+        raise TypeError(f"images and masks must be floating point, got {images.dtype} and {masks.dtype}")
 
 
 def bounding_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
