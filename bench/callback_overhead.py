@@ -28,8 +28,8 @@ from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = ["reweight_gradcam", "background_swap_gradcam", "masktune_gradcam", "reweight_degradation",
-                   "oracle_swap", "audit"]
+DEFAULT_CONFIGS = ["reweight_gradcam", "background_swap_gradcam", "reweight_then_swap", "masktune_gradcam",
+                   "reweight_degradation", "oracle_swap", "audit"]
 
 
 def batches(size: int, count: int, batch: int) -> list[Batch]:
