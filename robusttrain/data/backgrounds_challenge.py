@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import MaskedImageDataset, Record
-from .imagefolder import list_images
+from .base import MaskedImageDataset
+from .imagefolder import class_folder_records, class_folders
 from .transforms import PairTransform
 
 IN9_VARIANTS = ("original", "only_fg", "no_fg", "only_bg_b", "only_bg_t", "mixed_same", "mixed_rand", "mixed_next")
@@ -42,19 +42,20 @@ class BackgroundsChallengeDataset(MaskedImageDataset):
         folder = Path(root) / variant / split
         if not folder.is_dir():
             raise FileNotFoundError(f"IN-9 variant folder not found: {folder}")
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        classes = class_folders(folder)
         if not classes:
             raise ValueError(f"{folder} has no class sub-folders")
         mask_root = Path(root) / "fg_mask" / split
         attach = use_masks and variant == "original" and mask_root.is_dir()
-        records = []
-        for y, name in enumerate(classes):
-            for path in list_images(folder / name):
-                mask = None
-                if attach:
-                    mask = mask_root / name / (path.stem + ".npy")
-                    if not mask.is_file():
-                        raise FileNotFoundError(f"no foreground mask {mask} for image {path}")
-                records.append(Record(path, y, y, len(records), mask))
+
+        def mask_for(path: Path, name: str) -> Path | None:
+            if not attach:
+                return None
+            mask = mask_root / name / (path.stem + ".npy")
+            if not mask.is_file():
+                raise FileNotFoundError(f"no foreground mask {mask} for image {path}")
+            return mask
+
+        records = class_folder_records(folder, classes, mask_for)
         super().__init__(records, classes, len(classes), transform, group_names=classes)
         self.variant = variant

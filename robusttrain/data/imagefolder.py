@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
@@ -15,6 +16,22 @@ def list_images(folder: Path) -> list[Path]:
     """Image files below ``folder`` in sorted (stable) order, hidden files skipped."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted names of the non-hidden sub-folders of ``root`` (one per class)."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def class_folder_records(
+    root: Path, classes: Sequence[str], mask_for: Callable[[Path, str], Path | None]
+) -> list[Record]:
+    """One :class:`Record` per image of ``root/<class>/**``; target = group = class position; ids in file order."""
+    records: list[Record] = []
+    for y, name in enumerate(classes):
+        for path in list_images(root / name):
+            records.append(Record(path, y, y, len(records), mask_for(path, name)))
+    return records
 
 
 def find_mask(masks_root: Path, relative: Path) -> Path:
@@ -50,16 +67,14 @@ class ImageFolderDataset(MaskedImageDataset):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset folder not found: {root}")
-        found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = class_folders(root)
         classes = class_names or found
         if not classes:
             raise ValueError(f"{root} has no class sub-folders")
         absent = [c for c in classes if c not in found]
         if absent:
             raise ValueError(f"class folders {absent} not found in {root} (found {found})")
-        records = []
-        for y, name in enumerate(classes):
-            for path in list_images(root / name):
-                mask = find_mask(Path(masks_root), path.relative_to(root)) if masks_root is not None else None
-                records.append(Record(path, y, y, len(records), mask))
+        masks = Path(masks_root) if masks_root is not None else None
+        records = class_folder_records(
+            root, classes, lambda path, _: find_mask(masks, path.relative_to(root)) if masks is not None else None)
         super().__init__(records, classes, len(classes), transform, group_names=classes)

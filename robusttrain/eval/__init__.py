@@ -1,20 +1,19 @@
 """Evaluation: group robustness (average / worst-group accuracy) and IN-9 background variants (BG-Gap)."""
 
-from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
-from .groups import group_accuracy
-from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
-from .report import group_table, results_table
-from .sanity import cascading_randomization, map_similarity
-from .variants import (
-    VARIANTS,
+from ..transforms.compositing import (
     bounding_boxes,
     composite,
-    make_variants,
     no_fg,
     only_bg_black,
     only_bg_tiled,
     only_fg,
 )
+from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
+from .groups import group_accuracy
+from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
+from .report import group_table, results_table
+from .sanity import cascading_randomization, map_similarity
+from .variants import VARIANTS, make_variants
 
 __all__ = [
     "VARIANTS",

@@ -17,8 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data.base import MaskedImageDataset
+from ..transforms.compositing import only_bg_tiled
 from .groups import group_accuracy
-from .variants import VARIANTS, make_variants, only_bg_tiled
+from .variants import VARIANTS, make_variants
 
 
 def _loader(dataset: MaskedImageDataset, batch_size: int, num_workers: int, accelerator: Any) -> DataLoader:

@@ -18,7 +18,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from ..attention.state import untouched
-from .variants import check_pair
+from ..transforms.compositing import check_pair
 
 
 def _binary(masks: torch.Tensor) -> torch.Tensor:

@@ -13,28 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..transforms.compositing import (
-    bounding_boxes,
-    check_pair,
-    composite,
-    no_fg,
-    only_bg_black,
-    only_bg_tiled,
-    only_fg,
-)
-
-__all__ = [
-    "VARIANTS",
-    "bounding_boxes",
-    "check_pair",
-    "composite",
-    "make_variants",
-    "no_fg",
-    "only_bg_black",
-    "only_bg_tiled",
-    "only_fg",
-    "pick_backgrounds",
-]
+from ..transforms.compositing import check_pair, composite, no_fg, only_bg_black, only_bg_tiled, only_fg
 
 VARIANTS = ("original", "only_fg", "no_fg", "only_bg_b", "only_bg_t", "mixed_same", "mixed_rand", "mixed_next")
 
