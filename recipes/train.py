@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--attention-pool", default=None, choices=["dropkey", "dropout", "none"],
                        help="replace global pooling by attention pooling in this mode (CNNs)")
     model.add_argument("--mask-ratio", type=float, default=0.1, help="DropKey / Dropout ratio of --attention-pool")
+    model.add_argument("--attention-head", action="store_true",
+                       help="add a jointly trained attention head (train it with the joint_attention callback)")
+    model.add_argument("--head-width", type=int, default=32, help="channels of --attention-head")
     model.add_argument("--output-stride", type=int, default=None, help="timm CNN output stride (8, 16 or 32)")
     optim = parser.add_argument_group("Optimisation")
     optim.add_argument("--epochs", type=int, default=10)
@@ -135,7 +138,8 @@ def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
     """The model the options describe (also used to rebuild it for evaluation scripts)."""
     extra = {"output_stride": args.output_stride} if args.output_stride else {}
     return create_model(args.model, num_classes, checkpoint=args.checkpoint, drop_rate=args.drop_rate,
-                        attention_pool=args.attention_pool, mask_ratio=args.mask_ratio, **extra)
+                        attention_pool=args.attention_pool, mask_ratio=args.mask_ratio,
+                        attention_head=args.attention_head, head_width=args.head_width, **extra)
 
 
 def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
@@ -190,14 +194,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
     train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
                               generator=torch.Generator().manual_seed(args.seed))
-    steps_per_epoch = len(train_loader)
     optimizer = make_optimizer(args, model)
-    total_steps = args.epochs * steps_per_epoch
+    # The scheduler counts single-process steps: accelerate steps it once per process per optimizer step.
+    total_steps = args.epochs * len(train_loader)
     if args.scheduler == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    # NOTE: each process sees its shard of the batches; an epoch ends after this many steps, not the total.
+    steps_per_epoch = len(train_loader)
     # robusttrain: callbacks see the unwrapped model and are saved with every checkpoint.
     callbacks = build_callbacks(args.callbacks)
     accelerator.register_for_checkpointing(callbacks)
@@ -212,7 +218,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         progress = json.loads((checkpoint / PROGRESS_FILE).read_text())
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
 
-    max_steps = args.max_steps or total_steps
+    max_steps = args.max_steps or args.epochs * steps_per_epoch
     state.global_step = progress["global_step"]
     callbacks.setup(state)
     start = time.perf_counter()

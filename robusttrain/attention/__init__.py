@@ -3,6 +3,7 @@
 from .base import MapMethod, check_images, target_scores, to_unit_maps
 from .degradation import ControlledDegradation
 from .gradcam import GradCAM
+from .head import AttentionHeadMaps
 from .hooks import ActivationCapture, resolve_layers
 from .licnn import LICNN, lateral_inhibition
 from .pool_attention import PoolAttention
@@ -14,6 +15,7 @@ __all__ = [
     "LICNN",
     "MAP_METHODS",
     "ActivationCapture",
+    "AttentionHeadMaps",
     "ControlledDegradation",
     "GradCAM",
     "MapMethod",

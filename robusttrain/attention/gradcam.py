@@ -23,13 +23,16 @@ from .reshape import token_layout, tokens_to_map
 
 
 def _backbone(model: nn.Module) -> nn.Module:
+    """The timm network inside ``model`` (through :class:`ImageModel` and a joint-attention wrapper)."""
+    model = getattr(model, "task_model", model)
     return getattr(model, "backbone", model)
 
 
 def default_target_layers(model: nn.Module, input_size: tuple[int, int], min_grid: int = 7) -> list[str] | None:
     """The layer Grad-CAM explains by default for this input size (``None`` = the last feature map)."""
     backbone = _backbone(model)
-    prefix = "backbone." if model is not backbone else ""
+    path = next(name for name, module in model.named_modules() if module is backbone)
+    prefix = f"{path}." if path else ""
     blocks = getattr(backbone, "blocks", None)
     if isinstance(blocks, nn.Sequential) and len(blocks) and hasattr(blocks[-1], "norm1"):
         return [f"{prefix}blocks.{len(blocks) - 1}.norm1"]

@@ -3,6 +3,7 @@
 from .audit import AuditCallback
 from .background import BackgroundRandomizationCallback
 from .base import Callback, CallbackError, CallbackList
+from .joint_attention import JointAttentionCallback
 from .maps import MapCache, MapCallback, MapSchedule
 from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
 from .reweight import ReweightCallback
@@ -14,6 +15,7 @@ __all__ = [
     "Callback",
     "CallbackError",
     "CallbackList",
+    "JointAttentionCallback",
     "MapCache",
     "MapCallback",
     "MapSchedule",

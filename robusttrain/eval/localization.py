@@ -44,12 +44,18 @@ def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -
     return region.flatten(1).gather(1, peak[:, None])[:, 0] > 0
 
 
-def mask_iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """IoU of the min-max normalised map thresholded at ``threshold`` with the mask, ``(B,)``."""
+def mask_iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5, normalize: bool = True) -> torch.Tensor:
+    """IoU of the map thresholded at ``threshold`` with the mask, ``(B,)``.
+
+    ``normalize`` min-max normalises each map first (for relevance maps); turn it off for maps whose values
+    already mean something in [0, 1], such as an attention head's W.
+    """
     check_pair(maps, masks)
     flat = maps.flatten(1)
-    low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    predicted = ((flat - low) / (high - low).clamp_min(1e-12)) >= threshold
+    if normalize:
+        low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+        flat = (flat - low) / (high - low).clamp_min(1e-12)
+    predicted = flat >= threshold
     truth = _binary(masks).flatten(1) > 0
     union = (predicted | truth).sum(1).float()
     return torch.where(union > 0, (predicted & truth).sum(1).float() / union.clamp_min(1), torch.ones_like(union))

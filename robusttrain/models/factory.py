@@ -13,6 +13,7 @@ import timm
 import torch
 from torch import nn
 
+from .attention_head import AttentionHead, JointAttentionModel
 from .attention_pool import AttentionPool, AttentionPoolNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -68,8 +69,10 @@ def create_model(
     attention_pool: str | None = None,
     mask_ratio: float = 0.1,
     pool_heads: int = 4,
+    attention_head: bool = False,
+    head_width: int = 32,
     **kwargs: Any,
-) -> ImageModel:
+) -> ImageModel | JointAttentionModel:
     """A timm model by name wrapped in :class:`ImageModel`.
 
     Args:
@@ -81,6 +84,8 @@ def create_model(
         pretrained: must stay ``False``: weights are never fetched from a hub; use ``checkpoint``.
         attention_pool: replace the CNN's global pooling by :class:`AttentionPool` in this mode
             (``dropkey``, ``dropout`` or ``none``), with ``mask_ratio`` and ``pool_heads``.
+        attention_head: return a :class:`JointAttentionModel`: the model plus an :class:`AttentionHead` of
+            ``head_width`` channels, trained with the ``joint_attention`` callback.
         **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``, ``output_stride``).
 
     Raises:
@@ -100,13 +105,18 @@ def create_model(
         backbone = AttentionPoolNet(body, num_classes, pool)
     config = backbone.pretrained_cfg or {}
     model = ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
+    if attention_head:
+        model = JointAttentionModel(model, AttentionHead(model.in_chans, head_width))
     if checkpoint is not None:
         load_weights(model, checkpoint)
     return model
 
 
-def load_weights(model: ImageModel, checkpoint: str | Path) -> list[str]:
-    """Load a local checkpoint into ``model``; returns the names of skipped (shape-mismatched) tensors."""
+def load_weights(model: ImageModel | JointAttentionModel, checkpoint: str | Path) -> list[str]:
+    """Load a local checkpoint into ``model``; returns the names of skipped (shape-mismatched) tensors.
+
+    A :class:`JointAttentionModel` takes a checkpoint of itself, or of a plain model (its head stays as built).
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -119,8 +129,20 @@ def load_weights(model: ImageModel, checkpoint: str | Path) -> list[str]:
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
+    if isinstance(model, JointAttentionModel):
+        if any(k.startswith("task_model.") for k in state):
+            return _load_matching(model, state, path)
+        return _load_plain(model.task_model, state, path)
+    return _load_plain(model, state, path)
+
+
+def _load_plain(model: ImageModel, state: dict[str, torch.Tensor], path: Path) -> list[str]:
     if not any(k.startswith("backbone.") for k in state):
         state = {f"backbone.{k}": v for k, v in state.items()}
+    return _load_matching(model, state, path)
+
+
+def _load_matching(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> list[str]:
     own = model.state_dict()
     skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     state = {k: v for k, v in state.items() if k not in skipped}

@@ -18,7 +18,8 @@ from .models import RedDetector, red_square_scenes
 
 FAST = {"degradation": {"steps": 15}}
 DEVICE = torch.device(os.environ.get("RT_TEST_DEVICE", "cpu"))  # RT_TEST_DEVICE=cuda runs these on a GPU
-NEEDS_MAPS_FROM_THE_INPUT = [m for m in list_map_methods() if m != "pool_attention"]  # not a hand-built model
+TRAINED_WITH_THE_MODEL = ("pool_attention", "attention_head")  # need their own modules, not a hand-built model
+NEEDS_MAPS_FROM_THE_INPUT = [m for m in list_map_methods() if m not in TRAINED_WITH_THE_MODEL]
 
 
 def _method(name: str, model: nn.Module):
@@ -26,9 +27,14 @@ def _method(name: str, model: nn.Module):
 
 
 def _cnn(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """A timm CNN; with attention pooling for the method that reads it."""
-    pool = {"attention_pool": "dropkey", "output_stride": 16} if name == "pool_attention" else {}
-    return create_model("test_resnet", num_classes=num_classes, **pool, **kwargs)
+    """A timm CNN; with attention pooling or an attention head for the methods that read them."""
+    extra = {"pool_attention": {"attention_pool": "dropkey", "output_stride": 16},
+             "attention_head": {"attention_head": True, "head_width": 8}}.get(name, {})
+    return create_model("test_resnet", num_classes=num_classes, **extra, **kwargs)
+
+
+def _backbone(model: nn.Module) -> nn.Module:
+    return getattr(model, "task_model", model).backbone
 
 
 def test_registry_lists_the_methods_and_names_unknown_ones() -> None:
@@ -56,10 +62,10 @@ def test_running_a_method_leaves_training_untouched(name: str) -> None:
     torch.manual_seed(0)
     model = _cnn(name, num_classes=2, drop_rate=0.3).to(DEVICE)
     model.train()
-    next(iter(model.backbone.children())).eval()  # a mixed-mode model must keep its mixed modes
+    next(iter(_backbone(model).children())).eval()  # a mixed-mode model must keep its mixed modes
     images = torch.rand(4, 3, 32, 32, device=DEVICE)
     model(images).sum().backward()  # gradients from a training step are pending
-    model.backbone.get_submodule("body.layer1" if name == "pool_attention" else "layer1").requires_grad_(False)
+    _backbone(model).get_submodule("body.layer1" if name == "pool_attention" else "layer1").requires_grad_(False)
     before = {
         "modes": {n: m.training for n, m in model.named_modules()},
         "buffers": {n: b.clone() for n, b in model.named_buffers()},
@@ -123,6 +129,6 @@ def test_bad_input_gets_a_clear_error(name: str) -> None:
         method(torch.rand(0, 3, 16, 16))
     with pytest.raises(TypeError, match="floating point"):
         method(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
-    if name not in ("degradation", "pool_attention"):  # these explain all outputs and take no targets
+    if name not in ("degradation", *TRAINED_WITH_THE_MODEL):  # these explain all outputs and take no targets
         with pytest.raises(ValueError, match="targets"):
             method(torch.rand(2, 3, 16, 16), torch.tensor([0, 5]))

@@ -1,0 +1,124 @@
+"""Model audit: per image the map, the prediction, and the predictions on background-only / foreground-only views.
+
+Views come from the true masks when the dataset has them, otherwise from the maps. A sample's
+``background_reliance`` is the probability the background-only view still gives the full image's prediction;
+a model that decides from the background keeps its decision when the object is removed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..attention import create_map_method
+from ..callbacks.views import background_only, foreground_only, probabilities
+from ..eval.localization import energy_in_mask
+from ..transforms import region_from_maps
+
+Record = dict[str, Any]
+
+
+def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], threshold: float = 0.5) -> list[Record]:
+    """Records for one batch from :func:`~robusttrain.audit.loading.read_batches` (on the model's device)."""
+    device = next(model.parameters()).device
+    images, labels = batch["image"].to(device), batch["target"].to(device)
+    full = probabilities(model, images)
+    predictions = full.argmax(dim=1)
+    maps = method(images, predictions)
+    masks = batch.get("mask")
+    regions = (masks.to(device) > 0.5).float() if masks is not None else region_from_maps(maps, threshold)
+    on_bg = probabilities(model, background_only(images, regions))
+    on_fg = probabilities(model, foreground_only(images, regions))
+    energy = energy_in_mask(maps, masks.to(device)) if masks is not None else None
+    rows = torch.arange(len(images), device=device)
+    picked = {
+        "p_label": full[rows, labels], "p_prediction": full[rows, predictions],
+        "bg_only_p_label": on_bg[rows, labels], "background_reliance": on_bg[rows, predictions],
+        "fg_only_p_label": on_fg[rows, labels], "foreground_support": on_fg[rows, predictions],
+    }
+    records = []
+    for j in range(len(images)):
+        label, prediction = int(labels[j]), int(predictions[j])
+        records.append({
+            "id": int(batch["index"][j]), "path": batch["path"][j], "label": label, "prediction": prediction,
+            "correct": label == prediction, "bg_only_prediction": int(on_bg[j].argmax()),
+            "fg_only_prediction": int(on_fg[j].argmax()),
+            **{key: round(float(value[j]), 5) for key, value in picked.items()},
+            "view_source": "mask" if masks is not None else "map",
+            "attended_share": round(float(regions[j].mean()), 5),
+            "energy_in_mask": None if energy is None else round(float(energy[j]), 5),
+        })
+    return records
+
+
+def audit_model(
+    model: nn.Module,
+    batches: Iterable[dict[str, Any]],
+    method: str = "gradcam",
+    method_options: dict[str, Any] | None = None,
+    on_records: Callable[[list[Record]], None] | None = None,
+    total: int | None = None,
+    progress: bool = True,
+) -> list[Record]:
+    """Audit every batch; ``on_records`` receives each batch's records as they are made (for resumable output)."""
+    model.eval()
+    map_method = create_map_method(method, model, **(method_options or {}))
+    records: list[Record] = []
+    with tqdm(total=total, desc="model audit", unit="img", disable=not progress) as bar:
+        for batch in batches:
+            made = audit_batch(model, map_method, batch)
+            records.extend(made)
+            if on_records is not None:
+                on_records(made)
+            bar.update(len(made))
+    return records
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> dict[str, Any]:
+    """Overall and per-class accuracy on each view, mean background reliance, and the most reliant samples."""
+    if not records:
+        raise ValueError("no records to summarise: every sample was skipped or the dataset is empty")
+
+    def stats(rows: list[Record]) -> dict[str, Any]:
+        energies = [r["energy_in_mask"] for r in rows if r["energy_in_mask"] is not None]
+        reliant = sorted(rows, key=lambda r: -r["background_reliance"])[:top]
+        return {
+            "count": len(rows),
+            "accuracy": _mean([float(r["correct"]) for r in rows]),
+            "bg_only_accuracy": _mean([float(r["bg_only_prediction"] == r["label"]) for r in rows]),
+            "fg_only_accuracy": _mean([float(r["fg_only_prediction"] == r["label"]) for r in rows]),
+            "background_reliance": _mean([r["background_reliance"] for r in rows]),
+            "foreground_support": _mean([r["foreground_support"] for r in rows]),
+            "mean_energy_in_mask": _mean(energies),
+            "most_background_reliant": [r["id"] for r in reliant],
+        }
+
+    by_class: dict[int, list[Record]] = defaultdict(list)
+    for record in records:
+        by_class[record["label"]].append(record)
+    return {"overall": stats(records), "chance": 1 / num_classes,
+            "classes": {str(label): stats(rows) for label, rows in sorted(by_class.items())}}
+
+
+def example_maps(model: nn.Module, dataset: Any, ids: Iterable[int], method: str = "gradcam",
+                 records: dict[int, Record] | None = None) -> list[tuple[Any, Any, Record]]:
+    """(image, map, record) for the given sample ids, for the report's heat-map grids."""
+    wanted = list(ids)
+    position = {r.sample_id: i for i, r in enumerate(dataset.records)}
+    items = [dataset[position[i]] for i in wanted if i in position]
+    if not items:
+        return []
+    device = next(model.parameters()).device
+    images = torch.stack([item["image"] for item in items]).to(device)
+    maps = create_map_method(method, model)(images)
+    return [(images[j].permute(1, 2, 0).cpu().numpy(), maps[j, 0].cpu().numpy(), (records or {})[wanted[j]])
+            for j in range(len(items))]

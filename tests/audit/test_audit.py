@@ -1,0 +1,151 @@
+"""`robusttrain audit`: dataset probe verdicts, model background reliance, blur protocol, the CLI and its report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from robusttrain.audit import audit_model, blur_protocol, dataset_audit, open_dataset, read_batches
+from robusttrain.audit.model_audit import summarize_records
+from robusttrain.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class ObjectColour(nn.Module):
+    """Class 1 = a red object, class 0 = a blue one, from crisply saturated pixels (object-reliant, blur-sensitive)."""
+
+    in_chans = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(20.0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        red = (images[:, 0] - images[:, 2]).flatten(1)
+        score = (red.amax(1) - 0.6).relu() - ((-red).amax(1) - 0.6).relu()
+        return torch.stack([-score, score], dim=1) * self.scale
+
+
+class BackgroundTint(nn.Module):
+    """Class 1 = a green-tinted image, read from the mean colour (background-reliant)."""
+
+    in_chans = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(40.0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        green = images[:, 1].mean((1, 2)) - images[:, [0, 2]].mean((1, 2, 3)) - 0.05
+        return torch.stack([-green, green], dim=1) * self.scale
+
+
+def _scenes(count: int = 32) -> dict:
+    """Red/blue squares (the label) on green/grey backgrounds that agree with the label, with masks."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(count) % 2
+    images = torch.full((count, 3, 32, 32), 0.4)
+    images[labels == 1, 1] = 0.6  # green tint for class 1
+    masks = torch.zeros(count, 1, 32, 32)
+    for i, label in enumerate(labels.tolist()):
+        top, left = torch.randint(2, 20, (2,), generator=generator).tolist()
+        masks[i, :, top : top + 10, left : left + 10] = 1
+        colour = torch.tensor([0.9, 0.1, 0.1]) if label else torch.tensor([0.1, 0.1, 0.9])
+        images[i, :, top : top + 10, left : left + 10] = colour[:, None, None]
+    return {"image": images, "target": labels, "index": torch.arange(count), "mask": masks,
+            "path": [f"scene_{i}.png" for i in range(count)]}
+
+
+def test_background_reliance_ranks_a_background_model_above_an_object_model() -> None:
+    batch = _scenes()
+    reliance = {}
+    for name, model in {"object": ObjectColour(), "background": BackgroundTint()}.items():
+        records = audit_model(model, [batch], "degradation", {"steps": 5}, progress=False)
+        summary = summarize_records(records, 2)
+        assert summary["overall"]["accuracy"] == 1.0
+        reliance[name] = summary["overall"]["background_reliance"]
+    assert reliance["background"] > 0.9 and reliance["object"] < 0.6
+
+
+def test_blur_protocol_separates_object_and_background_models() -> None:
+    batch = _scenes()
+    objects = blur_protocol(ObjectColour(), [batch], radii=(5,))
+    backgrounds = blur_protocol(BackgroundTint(), [batch], radii=(5,))
+    assert objects["background_blurred_r5"] == 1.0 and objects["object_blurred_r5"] < 1.0
+    assert backgrounds["background_blurred_r5"] == backgrounds["object_blurred_r5"] == 1.0  # the tint survives
+
+
+def test_dataset_audit_flags_the_correlated_split_and_clears_the_balanced_one(tiny_benchmark: Path) -> None:
+    train = open_dataset(tiny_benchmark, "train", 32)
+    test = open_dataset(tiny_benchmark, "test", 32)
+    biased = dataset_audit(read_batches(train, 64), 2)
+    balanced = dataset_audit(read_batches(test, 64), 2)
+    assert biased["biased"] and biased["probe_accuracy"] > 0.8, biased["verdict"]
+    assert not balanced["biased"] and balanced["probe_accuracy"] < 0.7, balanced["verdict"]
+    assert biased["verdict"].startswith("BIASED: the background alone predicts the label with")
+    assert biased["cramers_v"] > balanced["cramers_v"]
+    without_masks = dataset_audit(({k: v for k, v in b.items() if k != "mask"} for b in read_batches(train, 64)), 2)
+    assert without_masks["background_from"] == ["border"] and without_masks["biased"]
+
+
+def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_benchmark, data)
+    corrupt = open_dataset(data, "test", 32).records[-1].image
+    corrupt.write_bytes(b"not an image")
+    output = tmp_path / "audit"
+    args = ["audit", "--data", str(data), "--split", "test", "--model", "test_resnet", "--image-size", "32",
+            "--batch-size", "16", "--examples", "4", "--blur", "--output", str(output), "--no-progress"]
+    # An interrupted earlier run left records for two samples: they are kept, not recomputed.
+    test_ids = sorted(r.sample_id for r in open_dataset(data, "test", 32).records)
+    output.mkdir()
+    earlier = [{"id": i, "path": "earlier", "label": 0, "prediction": 0, "correct": True, "bg_only_prediction": 0,
+                "fg_only_prediction": 0, "p_label": 0.5, "p_prediction": 0.5, "bg_only_p_label": 0.5,
+                "background_reliance": 0.5, "fg_only_p_label": 0.5, "foreground_support": 0.5,
+                "view_source": "mask", "attended_share": 0.1, "energy_in_mask": 0.5} for i in test_ids[:2]]
+    (output / "records.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in earlier))
+    assert main(args) == 0
+    report = json.loads((output / "report.json").read_text())
+    ids = [r["id"] for r in report["records"]]
+    assert len(ids) == len(set(ids)) == len(test_ids) - 1
+    assert [r["path"] for r in report["records"][:2]] == ["earlier", "earlier"]
+    assert [s["path"] for s in report["skipped"]] == [str(corrupt)] and "cannot decode" in report["skipped"][0]["error"]
+    assert set(report["blur"]) >= {"original", "background_blurred_r10", "object_blurred_r2"}
+    assert (output / "records.csv").read_text().count("\n") == len(ids) + 1
+    assert str(corrupt) in (output / "report.html").read_text()
+    assert not (output / "records.partial.jsonl").exists()
+
+
+def test_cli_names_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["audit", "--data", str(tmp_path / "missing")]) == 2
+    assert "dataset folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["audit", "--data", str(tmp_path / "empty")]) == 2
+    assert "no dataset layout recognised" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["audit", "--data", str(tmp_path), "--maps", "nope"])
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("RT_REQUIRE_BROWSER"),
+                    reason="Debian chromium not installed (.ci/run installs it and sets RT_REQUIRE_BROWSER)")
+def test_report_renders_every_image_in_headless_chromium(tiny_benchmark: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None, "RT_REQUIRE_BROWSER is set but chromium is not installed"
+    output = tmp_path / "audit"
+    assert main(["audit", "--data", str(tiny_benchmark), "--split", "val", "--model", "test_resnet",
+                 "--image-size", "32", "--examples", "3", "--output", str(output), "--no-progress"]) == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom"]
+    page = subprocess.run([CHROMIUM, *flags, (output / "report.html").as_uri()], capture_output=True, text=True,
+                          timeout=120).stdout
+    images = int(page.split('data-images="')[1].split('"')[0])
+    rendered = int(page.split('data-rendered="')[1].split('"')[0])
+    assert images >= 1 + 2 * 3 and rendered == images  # bar chart + two heat-map grids, all decoded
