@@ -29,7 +29,9 @@ from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = ["reweight_gradcam", "background_swap_gradcam", "reweight_then_swap", "masktune_gradcam",
-                   "reweight_degradation", "oracle_swap", "audit"]
+                   "reweight_degradation", "reweight_degradation_scheduled", "background_swap_pool_attention",
+                   "joint_attention_reweight", "oracle_swap", "audit"]
+MODEL_OPTIONS = ("attention_pool", "attention_head")  # config keys that change the model itself
 
 
 def batches(size: int, count: int, batch: int) -> list[Batch]:
@@ -49,10 +51,10 @@ def batches(size: int, count: int, batch: int) -> list[Batch]:
 class Run:
     """One configuration's model, optimizer, callbacks and step times."""
 
-    def __init__(self, name: str, entries: list, model_name: str) -> None:
+    def __init__(self, name: str, entries: list, model_name: str, **model_options: object) -> None:
         torch.manual_seed(0)
         self.name = name
-        self.model = create_model(model_name, num_classes=2)
+        self.model = create_model(model_name, num_classes=2, **model_options)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
         self.callbacks = build_callbacks(entries)
         self.state = TrainState(model=self.model, optimizer=self.optimizer, output_dir="/tmp/robusttrain_bench")
@@ -84,20 +86,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, help="names under configs/callbacks/")
     args = parser.parse_args(argv)
     data = batches(args.size, 4, args.batch)
-    runs = [Run("plain", [], args.model)]
+    # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
+    # attention head changes the model, so its plain step is the baseline).
+    runs, baseline = [Run("plain", [], args.model)], {}
+    baseline["plain"] = runs[0]
     for name in args.configs:
-        entries = yaml.safe_load((ROOT / "configs" / "callbacks" / f"{name}.yaml").read_text())["callbacks"]
-        runs.append(Run(name, entries, args.model))
+        config = yaml.safe_load((ROOT / "configs" / "callbacks" / f"{name}.yaml").read_text())
+        options = {k: config[k] for k in MODEL_OPTIONS if config.get(k)}
+        key = "plain" + "".join(f", {k}={v}" for k, v in options.items())
+        if key not in baseline:
+            baseline[key] = Run(key, [], args.model, **options)
+            runs.append(baseline[key])
+        runs.append(Run(name, config["callbacks"], args.model, **options))
+        runs[-1].baseline = baseline[key]
     for step in range(args.warmup + args.steps):
         for run in runs:
             run.step(data[step % len(data)], record=step >= args.warmup)
-    base = statistics.median(runs[0].times)
     print(f"model={args.model} batch={args.batch} size={args.size} steps={args.steps} "
           f"threads={torch.get_num_threads()}")
-    print("| configuration | median step (s) | ratio to plain |")
+    print("| configuration | median step (s) | ratio to plain (same model) |")
     print("|---|---|---|")
     for run in runs:
         median = statistics.median(run.times)
+        base = statistics.median(getattr(run, "baseline", run).times)
         print(f"| {run.name} | {median:.3f} | {median / base:.2f} |")
     return 0
 

@@ -1,6 +1,7 @@
-"""Maps per second of every registered map method, beside pytorch-grad-cam's GradCAM on the same model and layer.
+"""Maps per second and peak memory of each map method, beside pytorch-grad-cam and captum (same model, layer).
 
-One batch of random images; each method is warmed up once, then timed over ``--repeats`` calls (median).
+One batch of random images; each method runs in a fresh process, is warmed up once, then timed over
+``--repeats`` calls (median).
 Run on the CPU by default; ``--device cuda`` where a GPU is available.
 
 Example:
@@ -10,6 +11,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import statistics
 import sys
 import time
@@ -48,6 +51,57 @@ def reference_gradcam(model: torch.nn.Module, images: torch.Tensor) -> Callable[
     return lambda: cam(input_tensor=images, targets=None)
 
 
+def reference_captum(model: torch.nn.Module, images: torch.Tensor) -> Callable[[], object]:
+    """captum's LayerGradCam on the same layer, predicted class, upsampled to the image (as ours)."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    layer = resolve_layers(model, default_target_layers(model, images.shape[-2:]))[0][1]
+    cam = LayerGradCam(model, layer)
+
+    def call() -> torch.Tensor:
+        with torch.no_grad():
+            targets = model(images).argmax(1)
+        maps = cam.attribute(images, target=targets, relu_attributions=True)
+        return LayerAttribution.interpolate(maps, tuple(images.shape[-2:]), "bilinear")
+
+    return call
+
+
+REFERENCES = {"pytorch-grad-cam GradCAM (reference)": reference_gradcam,
+              "captum LayerGradCam (reference)": reference_captum}
+
+
+def measure(name: str, method: str, batch: int, size: int, repeats: int, device_name: str) -> tuple[float, float]:
+    """Median seconds per batch and peak extra memory (MiB) of one method, in a fresh process on the CPU.
+
+    CPU peak = the process's resident-set high-water mark after the maps minus the one after a plain forward
+    pass; CUDA peak = ``max_memory_allocated`` during the maps minus the model and batch.
+    """
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=2, attention_pool="dropkey" if method == "pool_attention" else None)
+    model = model.to(device).eval()
+    images = torch.rand(batch, 3, size, size, device=device)
+    if method in REFERENCES:
+        call = REFERENCES[method](model, images)
+    else:
+        call = partial(create_map_method(method, model), images)
+    with torch.no_grad():
+        model(images)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    seconds = timed(call, repeats, device)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - baseline
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+    return seconds, peak / 2**20
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["test_resnet", "resnet18"])
@@ -56,25 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    print(f"device={device} batch={args.batch} size={args.size} threads={torch.get_num_threads()}")
-    print("| model | method | s / batch | maps / s |")
-    print("|---|---|---|---|")
+    print(f"device={args.device} batch={args.batch} size={args.size} threads={torch.get_num_threads()}")
+    print("| model | method | s / batch | maps / s | peak extra memory (MiB) |")
+    print("|---|---|---|---|---|")
+    methods = list(list_map_methods())
+    methods.remove("attention_head")  # needs a model trained with a head; one forward of a small CNN
+    context = multiprocessing.get_context("spawn")
     for name in args.models:
-        model = create_model(name, num_classes=2).to(device).eval()
-        # pool_attention reads the attention of a DropKey pooling head: the same body with that head.
-        pooled = create_model(name, num_classes=2, attention_pool="dropkey").to(device).eval()
-        images = torch.rand(args.batch, 3, args.size, args.size, device=device)
-        calls = {method: partial(create_map_method(method, pooled if method == "pool_attention" else model), images)
-                 for method in list_map_methods()}
-        try:
-            calls["pytorch-grad-cam GradCAM (reference)"] = reference_gradcam(model, images)
-        except ImportError:
-            print("pytorch-grad-cam is not installed (pip install grad-cam); reference skipped", file=sys.stderr)
-        for method, call in calls.items():
-            seconds = timed(call, args.repeats, device)
-            print(f"| {name} | {method} | {seconds:.3f} | {args.batch / seconds:.0f} |", flush=True)
+        for method in [*methods, *REFERENCES]:
+            with context.Pool(1) as pool:  # a fresh process each: its memory high-water mark is this method's
+                try:
+                    seconds, peak = pool.apply(measure, (name, method, args.batch, args.size, args.repeats,
+                                                         args.device))
+                except ImportError as error:
+                    print(f"{method} skipped: {error} (pip install -e '.[bench]')", file=sys.stderr)
+                    continue
+            print(f"| {name} | {method} | {seconds:.3f} | {args.batch / seconds:.0f} | {peak:.0f} |", flush=True)
     return 0
 
 

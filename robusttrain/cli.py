@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--maps", default="gradcam", choices=list_map_methods())
     audit.add_argument("--image-size", type=int, default=64)
     audit.add_argument("--batch-size", type=int, default=64)
+    audit.add_argument("--max-images", type=int, default=None, help="audit an evenly spaced subset of this size")
     audit.add_argument("--blur", action="store_true", help="also run the LICNN background-blur protocol")
     audit.add_argument("--no-dataset-audit", action="store_true")
     audit.add_argument("--examples", type=int, default=16, help="heat-map tiles per grid in the report")
@@ -57,6 +58,9 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(args.data, args.split, args.image_size, args.masks_dir)
+    if args.max_images and args.max_images < len(dataset):
+        step = len(dataset) / args.max_images
+        dataset.records = [dataset.records[int(i * step)] for i in range(args.max_images)]
     num_classes = args.num_classes or dataset.num_classes
     info: dict[str, Any] = {"title": f"{args.data} ({args.split}, {len(dataset)} images)", "data": str(args.data),
                             "split": args.split, "model": args.model, "maps": args.maps}
