@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = ["reweight_gradcam", "background_swap_gradcam", "reweight_then_swap", "masktune_gradcam",
                    "reweight_degradation", "reweight_degradation_scheduled", "background_swap_pool_attention",
                    "joint_attention_reweight", "oracle_swap", "audit"]
-MODEL_OPTIONS = ("attention_pool", "attention_head")  # config keys that change the model itself
+# Config keys that change the model itself.
+MODEL_OPTIONS = ("attention_pool", "attention_head", "head_width", "head_max_size")
 
 
 def batches(size: int, count: int, batch: int) -> list[Batch]:

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--attention-head", action="store_true",
                        help="add a jointly trained attention head (train it with the joint_attention callback)")
     model.add_argument("--head-width", type=int, default=32, help="channels of --attention-head")
+    model.add_argument("--head-max-size", type=int, default=None,
+                       help="run --attention-head on images resized to at most this side (cost bound)")
     model.add_argument("--output-stride", type=int, default=None, help="timm CNN output stride (8, 16 or 32)")
     optim = parser.add_argument_group("Optimisation")
     optim.add_argument("--epochs", type=int, default=10)
@@ -139,7 +141,8 @@ def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
     extra = {"output_stride": args.output_stride} if args.output_stride else {}
     return create_model(args.model, num_classes, checkpoint=args.checkpoint, drop_rate=args.drop_rate,
                         attention_pool=args.attention_pool, mask_ratio=args.mask_ratio,
-                        attention_head=args.attention_head, head_width=args.head_width, **extra)
+                        attention_head=args.attention_head, head_width=args.head_width,
+                        head_max_size=args.head_max_size, **extra)
 
 
 def find_checkpoint(output_dir: Path, resume: str) -> Path | None:

@@ -106,6 +106,7 @@ def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn
         extra = {"output_stride": config["output_stride"]} if config.get("output_stride") else {}
         model = create_model(config["model"], num_classes, attention_pool=config.get("attention_pool"),
                              mask_ratio=config.get("mask_ratio", 0.1), head_width=config.get("head_width", 32),
+                             head_max_size=config.get("head_max_size"),
                              attention_head=config.get("attention_head", False), **extra)
         load_weights(model, weights)
         return model

@@ -8,18 +8,24 @@ lives in :mod:`robusttrain.models.joint_objective`; the head's maps are the ``at
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class AttentionHead(nn.Module):
     """Fully convolutional head: dilated 3x3 convolutions (receptive field ~``2 * sum(dilations) + 1``), sigmoid.
 
+    ``max_size`` bounds the cost on large images: the head then runs on the image resized so that its longer
+    side is ``max_size`` and W is upsampled back (bilinear).
+
     Shape:
-        images ``(B, C, H, W)`` in [0, 1] -> maps ``(B, 1, H, W)`` in [0, 1] at full resolution.
+        images ``(B, C, H, W)`` in [0, 1] -> maps ``(B, 1, H, W)`` in [0, 1].
     """
 
-    def __init__(self, in_chans: int = 3, width: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 1)) -> None:
+    def __init__(self, in_chans: int = 3, width: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 1),
+                 max_size: int | None = None) -> None:
         super().__init__()
+        self.max_size = max_size
         layers: list[nn.Module] = []
         channels = in_chans
         for dilation in dilations:
@@ -33,6 +39,12 @@ class AttentionHead(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.in_chans:
             raise ValueError(f"attention head expects images (B, {self.in_chans}, H, W), got {tuple(images.shape)}")
+        size = images.shape[-2:]
+        if self.max_size is not None and max(size) > self.max_size:
+            scale = self.max_size / max(size)
+            small = F.interpolate(images, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+            return F.interpolate(torch.sigmoid(self.body(small * 2 - 1)), size=size, mode="bilinear",
+                                 align_corners=False)
         return torch.sigmoid(self.body(images * 2 - 1))
 
 

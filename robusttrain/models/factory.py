@@ -71,6 +71,7 @@ def create_model(
     pool_heads: int = 4,
     attention_head: bool = False,
     head_width: int = 32,
+    head_max_size: int | None = None,
     **kwargs: Any,
 ) -> ImageModel | JointAttentionModel:
     """A timm model by name wrapped in :class:`ImageModel`.
@@ -85,7 +86,8 @@ def create_model(
         attention_pool: replace the CNN's global pooling by :class:`AttentionPool` in this mode
             (``dropkey``, ``dropout`` or ``none``), with ``mask_ratio`` and ``pool_heads``.
         attention_head: return a :class:`JointAttentionModel`: the model plus an :class:`AttentionHead` of
-            ``head_width`` channels, trained with the ``joint_attention`` callback.
+            ``head_width`` channels (run at most at ``head_max_size`` pixels), trained with the
+            ``joint_attention`` callback.
         **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``, ``output_stride``).
 
     Raises:
@@ -106,7 +108,7 @@ def create_model(
     config = backbone.pretrained_cfg or {}
     model = ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
     if attention_head:
-        model = JointAttentionModel(model, AttentionHead(model.in_chans, head_width))
+        model = JointAttentionModel(model, AttentionHead(model.in_chans, head_width, max_size=head_max_size))
     if checkpoint is not None:
         load_weights(model, checkpoint)
     return model
