@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..models.attention_pool import AttentionPool
-from .base import MapMethod
+from .base import MapMethod, to_unit_maps
 from .registry import MAP_METHODS
 
 
@@ -27,6 +27,16 @@ class PoolAttention(MapMethod):
             raise ValueError("pool_attention needs a model with AttentionPool; create it with "
                              "create_model(name, num_classes, attention_pool='dropkey')")
         self.pool = pools[-1]
+
+    def from_training_pass(self, size: tuple[int, int]) -> torch.Tensor:
+        """Maps ``(B, 1, *size)`` of the last training forward pass (its DropKey masks included): free maps.
+
+        Raises:
+            RuntimeError: no training forward pass has run yet.
+        """
+        if self.pool.last_training_map is None:
+            raise RuntimeError("no training forward pass yet: maps from the training pass come after one")
+        return to_unit_maps(self.pool.last_training_map, size)
 
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():

@@ -104,6 +104,9 @@ class MapSchedule:
         fraction: share of each batch that gets fresh maps on those steps (the rest use the cache).
         cache_resolution, cache_capacity, cache_dir: see :class:`MapCache`.
         seed: which samples are refreshed is drawn from ``(seed, step)``.
+        from_training_pass: for ``pool_attention`` only: never run the method; instead cache the attention
+            of each training forward pass (:meth:`record`), so maps cost nothing. A sample gets maps from the
+            second time it is seen (the previous epoch's pass).
     """
 
     def __init__(
@@ -116,7 +119,11 @@ class MapSchedule:
         cache_capacity: int = 200_000,
         cache_dir: str | None = None,
         seed: int = 0,
+        from_training_pass: bool = False,
     ) -> None:
+        if from_training_pass and method != "pool_attention":
+            raise ValueError(f"from_training_pass needs method 'pool_attention' (attention of the training pass), "
+                             f"got {method!r}")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if not 0.0 < fraction <= 1.0:
@@ -124,6 +131,7 @@ class MapSchedule:
         self.method_name = method
         self.method_options = dict(method_options or {})
         self.every, self.fraction, self.seed = every, fraction, seed
+        self.from_training_pass = from_training_pass
         self.cache = MapCache(cache_resolution, cache_capacity, cache_dir)
         self.method: MapMethod | None = None
         self._model: nn.Module | None = None
@@ -154,6 +162,8 @@ class MapSchedule:
         size = batch.images.shape[-2:]
         cached, found = self.cache.get(ids)
         fresh = self._fresh_rows(state.global_step, len(batch))
+        if self.from_training_pass:
+            fresh[:] = False
         maps = F.interpolate(cached, size=size, mode="bilinear", align_corners=False).to(batch.images.device)
         if fresh.any():
             rows = fresh.nonzero().flatten().to(batch.images.device)
@@ -167,6 +177,17 @@ class MapSchedule:
             self.cache.put(ids[fresh], new)
             self.computed += len(rows)
         return maps, (fresh | found).to(batch.images.device)
+
+    def record(self, state: TrainState, batch: Batch) -> None:
+        """With ``from_training_pass``: cache the maps of the training forward pass just run on ``batch``."""
+        if not self.from_training_pass or batch.indices is None or state.model is None:
+            return
+        self.bind(state.model)
+        maps = self.method.from_training_pass(batch.images.shape[-2:])
+        if len(maps) != len(batch):
+            raise ValueError(f"the last training pass saw {len(maps)} images, the batch has {len(batch)}")
+        self.cache.put(batch.indices.cpu(), maps)
+        self.computed += len(maps)
 
     def state_dict(self) -> dict[str, Any]:
         return {"cache": self.cache.state_dict(), "computed": self.computed}
@@ -191,10 +212,20 @@ class MapCallback(Callback):
         self.name = name
         self.schedule = MapSchedule(**schedule_options)
         self.seed = self.schedule.seed
+        self._last_batch: Batch | None = None
 
     @property
     def state_key(self) -> str:
         return self.name or type(self).__qualname__
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.schedule.from_training_pass and self._last_batch is not None:
+            self.schedule.record(state, self._last_batch)
+        self._last_batch = None
+
+    def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        self._last_batch = batch  # the batch the training pass saw (recorded at step end when free maps are on)
+        return losses
 
     def state_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule.state_dict()}

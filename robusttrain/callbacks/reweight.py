@@ -58,6 +58,7 @@ class ReweightCallback(MapCallback):
         return probs.gather(1, batch.targets.long()[:, None])[:, 0], available
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        losses = super().on_loss(state, batch, outputs, losses)
         if state.global_step < self.start_step or self.alpha == 0:
             return losses
         reliance, available = self.reliance(state, batch)

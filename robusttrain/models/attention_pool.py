@@ -51,6 +51,8 @@ class AttentionPool(nn.Module):
         self.proj = nn.Linear(channels, channels)
         self.last_attention: torch.Tensor | None = None
         self.last_grid: tuple[int, int] | None = None
+        # The last *training* pass's attention survives the eval-mode passes of map methods and views.
+        self.last_training_map: torch.Tensor | None = None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 4:
@@ -68,6 +70,8 @@ class AttentionPool(nn.Module):
             logits = logits.masked_fill(dropped, MASK_VALUE)
         attention = logits.softmax(dim=-1)
         self.last_attention, self.last_grid = attention.detach(), (height, width)
+        if self.training:
+            self.last_training_map = self.token_map()
         if self.training and self.mode == "dropout" and self.mask_ratio > 0:
             attention = F.dropout(attention, p=self.mask_ratio)
         mixed = (attention.to(v.dtype) @ v).transpose(1, 2).reshape(batch, -1, channels)

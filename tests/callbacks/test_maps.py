@@ -79,3 +79,30 @@ def test_degradation_maps_are_warm_started_from_the_cache() -> None:
     quality.append(((maps * masks).sum() / maps.sum()).item())
     # 3 optimisation steps per call are nothing on their own; chained through the cache they converge.
     assert quality[1] > quality[0] + 0.3 and quality[1] > 0.5
+
+
+def test_free_maps_are_cached_from_the_training_pass_without_running_the_method() -> None:
+    from robusttrain.callbacks import BackgroundRandomizationCallback, CallbackList
+    from robusttrain.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("test_resnet", 2, attention_pool="dropkey", output_stride=16)
+    callback = BackgroundRandomizationCallback(p=1.0, mode="swap", method="pool_attention", from_training_pass=True)
+    callbacks = CallbackList([callback])
+    state = TrainState(model=model)
+    batch = Batch(images=torch.rand(4, 3, 32, 32), targets=torch.tensor([0, 1, 0, 1]), indices=torch.arange(4))
+    for step in range(2):  # step 0: no maps yet; step 1: the cached maps of step 0's training pass
+        state.global_step = step
+        maps, available = callback.schedule.maps(state, batch)
+        assert available.all() == (step == 1) and available.any() == (step == 1)
+        changed = callbacks.on_batch_start(state, batch)
+        outputs = model(changed.images)
+        callbacks.on_loss(state, changed, outputs, torch.zeros(4))
+        callbacks.on_step_end(state)
+        expected = model.backbone.pool.last_training_map
+        recorded = callback.schedule.cache.get(torch.arange(4))[0]
+        assert torch.allclose(recorded, torch.nn.functional.interpolate(expected / expected.amax((2, 3), True),
+                              size=recorded.shape[-2:], mode="bilinear"), atol=0.02)
+    assert callback.schedule.computed == 8  # recorded twice for 4 samples, the method itself never ran
+    with pytest.raises(ValueError, match="from_training_pass needs method 'pool_attention'"):
+        BackgroundRandomizationCallback(method="gradcam", from_training_pass=True)
