@@ -77,3 +77,11 @@ def test_cascading_randomisation_separates_model_dependent_maps_from_edge_detect
     assert all(r["spearman"] == pytest.approx(1.0) and r["hog"] == pytest.approx(1.0) for r in edges)
     # The model itself was not modified (the check works on a copy).
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_mask_iou_can_keep_absolute_map_values() -> None:
+    masks = torch.zeros(1, 1, 4, 4)
+    masks[..., :2, :] = 1
+    faint = masks * 0.4 + 0.05  # right place, but nowhere above 0.5
+    assert mask_iou(faint, masks)[0] == 1.0  # normalised: the shape counts
+    assert mask_iou(faint, masks, normalize=False)[0] == 0.0  # absolute: nothing is kept
