@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .attention import list_map_methods
 
@@ -52,7 +54,7 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
         summarize_records,
         write_report,
     )
-    from .audit.model_audit import example_maps
+    from .audit.model_audit import example_maps, split_maps
 
     start = time.perf_counter()
     output = Path(args.output)
@@ -66,7 +68,9 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
                             "split": args.split, "model": args.model, "maps": args.maps}
     skipped: list = []
     if not args.no_dataset_audit:
-        info["dataset_audit"] = dataset_audit(read_batches(dataset, args.batch_size, skipped=skipped), num_classes)
+        batches = tqdm(read_batches(dataset, args.batch_size, skipped=skipped), desc="dataset audit", unit="batch",
+                       total=-(-len(dataset) // args.batch_size), disable=args.no_progress)
+        info["dataset_audit"] = dataset_audit(batches, num_classes)
         print(info["dataset_audit"]["verdict"])
     records: list[dict[str, Any]] = []
     examples = {}
@@ -88,6 +92,8 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
                                    total=len(dataset) - len(records), progress=not args.no_progress)
         skipped = skipped or model_skipped
         records.sort(key=lambda r: r["id"])
+        records, maps = split_maps(records)
+        np.savez_compressed(output / "maps.npz", **maps)
         summary = summarize_records(records, num_classes)
         info["model_summary"] = summary
         by_id = {r["id"]: r for r in records}

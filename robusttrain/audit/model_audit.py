@@ -11,7 +11,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -21,10 +23,14 @@ from ..eval.localization import energy_in_mask
 from ..transforms import region_from_maps
 
 Record = dict[str, Any]
+MAP_SIZE = 16  # side of the per-image map kept in every record (uint8), for maps.npz
 
 
 def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], threshold: float = 0.5) -> list[Record]:
-    """Records for one batch from :func:`~robusttrain.audit.loading.read_batches` (on the model's device)."""
+    """Records for one batch from :func:`~robusttrain.audit.loading.read_batches` (on the model's device).
+
+    Each record carries its map at 16x16 as uint8 (``map``), which :func:`split_maps` moves out of the records.
+    """
     device = next(model.parameters()).device
     images, labels = batch["image"].to(device), batch["target"].to(device)
     full = probabilities(model, images)
@@ -35,6 +41,7 @@ def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], thres
     on_bg = probabilities(model, background_only(images, regions))
     on_fg = probabilities(model, foreground_only(images, regions))
     energy = energy_in_mask(maps, masks.to(device)) if masks is not None else None
+    small = F.interpolate(maps, size=(MAP_SIZE, MAP_SIZE), mode="area").mul(255).round().to(torch.uint8).cpu()
     rows = torch.arange(len(images), device=device)
     picked = {
         "p_label": full[rows, labels], "p_prediction": full[rows, predictions],
@@ -52,6 +59,7 @@ def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], thres
             "view_source": "mask" if masks is not None else "map",
             "attended_share": round(float(regions[j].mean()), 5),
             "energy_in_mask": None if energy is None else round(float(energy[j]), 5),
+            "map": small[j, 0].flatten().tolist(),
         })
     return records
 
@@ -77,6 +85,14 @@ def audit_model(
                 on_records(made)
             bar.update(len(made))
     return records
+
+
+def split_maps(records: list[Record]) -> tuple[list[Record], dict[str, np.ndarray]]:
+    """Records without their ``map`` field, and ``{"ids": (N,), "maps": (N, 16, 16) uint8}`` for ``maps.npz``."""
+    with_maps = [r for r in records if "map" in r]
+    arrays = {"ids": np.array([r["id"] for r in with_maps], dtype=np.int64),
+              "maps": np.array([r["map"] for r in with_maps], dtype=np.uint8).reshape(-1, MAP_SIZE, MAP_SIZE)}
+    return [{k: v for k, v in r.items() if k != "map"} for r in records], arrays
 
 
 def _mean(values: list[float]) -> float | None:

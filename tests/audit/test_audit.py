@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -122,6 +123,9 @@ def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Pat
     assert (output / "records.csv").read_text().count("\n") == len(ids) + 1
     assert str(corrupt) in (output / "report.html").read_text()
     assert not (output / "records.partial.jsonl").exists()
+    maps = np.load(output / "maps.npz")  # per image the map (16x16 uint8), also for the resumed run's new records
+    assert maps["maps"].shape[1:] == (16, 16) and set(maps["ids"].tolist()) == set(ids) - set(test_ids[:2])
+    assert "map" not in report["records"][-1]
 
 
 def test_cli_names_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
