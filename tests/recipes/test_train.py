@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,33 @@ def test_recipe_runs_from_the_command_line_with_a_config(tiny_benchmark: Path, t
     assert set(metrics["variants"]) >= {"original", "only_fg", "only_bg_t", "mixed_same", "mixed_rand", "bg_gap"}
     resolved = (out / "config.yaml").read_text()
     assert "model: test_resnet" in resolved and "epochs: 1" in resolved
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchmark: Path, tmp_path: Path) -> None:
+    """SIGKILL mid-epoch (not a clean stop), resume from the last complete checkpoint, compare everything."""
+    extra = ("--epochs", "3", "--checkpoint-every", "2", "--callbacks", CALLBACKS)
+    recipe = _recipe()
+    recipe.main(_args(tiny_benchmark, tmp_path / "straight", *extra))
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "recipes" / "train.py"), *_args(tiny_benchmark, killed, *extra)]
+    process = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = killed / "checkpoints" / "step_00000002" / "progress.json"  # mid-epoch 1 (5 steps per epoch)
+    deadline = time.monotonic() + 300
+    while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "metrics.json").exists(), "the run finished before it could be killed"
+    recipe.main(_args(tiny_benchmark, killed, *extra, "--resume", "auto"))
+    straight, resumed = _weights(tmp_path / "straight"), _weights(killed)
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    for epoch in range(3):  # the audit callback's records: identical whatever the interruption
+        name = f"audit/epoch_{epoch:03d}.jsonl"
+        assert (killed / name).read_text() == (tmp_path / "straight" / name).read_text()
+    # Callback state (map caches, counters, audit records) in the final checkpoints: identical.
+    runs = (killed, tmp_path / "straight")
+    states = [torch.load(run / "checkpoints" / "step_00000015" / "custom_checkpoint_0.pkl", weights_only=False)
+              for run in runs]
+    assert json.dumps(states[0], sort_keys=True) == json.dumps(states[1], sort_keys=True)
