@@ -52,9 +52,11 @@ def batches(size: int, count: int, batch: int) -> list[Batch]:
 class Run:
     """One configuration's model, optimizer, callbacks and step times."""
 
-    def __init__(self, name: str, entries: list, model_name: str, **model_options: object) -> None:
+    def __init__(self, name: str, entries: list, model_name: str, baseline: Run | None = None,
+                 **model_options: object) -> None:
         torch.manual_seed(0)
         self.name = name
+        self.baseline = baseline or self  # plain training of the same model
         self.model = create_model(model_name, num_classes=2, **model_options)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
         self.callbacks = build_callbacks(entries)
@@ -89,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = batches(args.size, 4, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
     # attention head changes the model, so its plain step is the baseline).
-    runs, baseline = [Run("plain", [], args.model)], {}
-    baseline["plain"] = runs[0]
+    runs = [Run("plain", [], args.model)]
+    baseline = {"plain": runs[0]}
     for name in args.configs:
         config = yaml.safe_load((ROOT / "configs" / "callbacks" / f"{name}.yaml").read_text())
         options = {k: config[k] for k in MODEL_OPTIONS if config.get(k)}
@@ -98,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if key not in baseline:
             baseline[key] = Run(key, [], args.model, **options)
             runs.append(baseline[key])
-        runs.append(Run(name, config["callbacks"], args.model, **options))
-        runs[-1].baseline = baseline[key]
+        runs.append(Run(name, config["callbacks"], args.model, baseline[key], **options))
     for step in range(args.warmup + args.steps):
         for run in runs:
             run.step(data[step % len(data)], record=step >= args.warmup)
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|")
     for run in runs:
         median = statistics.median(run.times)
-        base = statistics.median(getattr(run, "baseline", run).times)
+        base = statistics.median(run.baseline.times)
         print(f"| {run.name} | {median:.3f} | {median / base:.2f} |")
     return 0
 
