@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..attention import create_map_method
-from ..callbacks.views import background_only, foreground_only, probabilities
+from ..callbacks.views import probabilities, view_probabilities
 from ..eval.localization import energy_in_mask
 from ..transforms import region_from_maps
 
@@ -38,8 +38,7 @@ def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], thres
     maps = method(images, predictions)
     masks = batch.get("mask")
     regions = (masks.to(device) > 0.5).float() if masks is not None else region_from_maps(maps, threshold)
-    on_bg = probabilities(model, background_only(images, regions))
-    on_fg = probabilities(model, foreground_only(images, regions))
+    on_bg, on_fg = view_probabilities(model, images, regions)
     energy = energy_in_mask(maps, masks.to(device)) if masks is not None else None
     small = F.interpolate(maps, size=(MAP_SIZE, MAP_SIZE), mode="area").mul(255).round().to(torch.uint8).cpu()
     rows = torch.arange(len(images), device=device)

@@ -22,7 +22,7 @@ from ..transforms import region_from_maps
 from ..types import Batch, TrainState
 from .maps import MapCallback
 from .registry import CALLBACKS
-from .views import background_only, foreground_only, probabilities
+from .views import probabilities, view_probabilities
 
 
 @CALLBACKS.register("audit")
@@ -55,8 +55,7 @@ class AuditCallback(MapCallback):
         images, maps = batch.images[rows], maps[rows]
         regions = region_from_maps(maps, self.threshold)
         full = probabilities(state.model, images)
-        on_bg = probabilities(state.model, background_only(images, regions))
-        on_fg = probabilities(state.model, foreground_only(images, regions))
+        on_bg, on_fg = view_probabilities(state.model, images, regions)
         labels = batch.targets[rows].long()
         energy = energy_in_mask(maps, batch.masks[rows]) if batch.masks is not None else None
         width = maps.shape[-1]

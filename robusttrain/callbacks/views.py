@@ -24,3 +24,11 @@ def probabilities(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Softmax outputs of ``model`` on ``images`` without touching training state, ``(B, K)``."""
     with untouched(model):
         return model(images).float().softmax(dim=1)
+
+
+def view_probabilities(
+    model: nn.Module, images: torch.Tensor, regions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities ``(B, K)`` on the background-only and on the foreground-only views of ``images``."""
+    return (probabilities(model, background_only(images, regions)),
+            probabilities(model, foreground_only(images, regions)))

@@ -1,0 +1,69 @@
+"""How much of the true object a thresholded map region keeps, and how much of the image it takes.
+
+The background swap keeps, and the reweighting's background-only view removes, ``region_from_maps(maps,
+threshold, dilate)``. This measures, for trained models on the built-in benchmark's training split (true masks),
+the share of the image the region covers, the share of the object inside it and how often the whole object
+(> 95%) is inside, for a grid of thresholds and growths.
+
+Example:
+    python bench/region_coverage.py --data data/synth_waterbirds --runs reports/demo/ERM/seed_0 \
+        reports/demo/reweight_background_swap_Grad-CAM_maps/seed_0
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from robusttrain.attention import create_map_method
+from robusttrain.data.waterbirds import WaterbirdsDataset
+from robusttrain.models import create_model, load_weights
+from robusttrain.transforms import region_from_maps
+
+
+def coverage_rows(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor,
+                  thresholds: list[float], dilations: list[int]) -> list[tuple[float, int, float, float, float]]:
+    """(threshold, dilate, region share of the image, object share inside the region, whole-object rate)."""
+    maps = create_map_method("gradcam", model)(images, targets)
+    objects = (masks > 0.5).float()
+    rows = []
+    for threshold in thresholds:
+        for dilate in dilations:
+            regions = region_from_maps(maps, threshold, dilate)
+            inside = (regions * objects).flatten(1).sum(1) / objects.flatten(1).sum(1).clamp_min(1)
+            whole = float((inside > 0.95).float().mean())
+            rows.append((threshold, dilate, float(regions.mean()), float(inside.mean()), whole))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/synth_waterbirds")
+    parser.add_argument("--runs", nargs="+", required=True, help="training run folders holding model.pt")
+    parser.add_argument("--model", default="test_resnet")
+    parser.add_argument("--images", type=int, default=400, help="evenly spaced training images")
+    parser.add_argument("--thresholds", nargs="+", type=float, default=[0.5, 0.3, 0.2])
+    parser.add_argument("--dilations", nargs="+", type=int, default=[0, 2, 4])
+    args = parser.parse_args()
+    dataset = WaterbirdsDataset(args.data, split="train")
+    step = max(1, len(dataset) // args.images)
+    items = [dataset[i] for i in range(0, len(dataset), step)][: args.images]
+    images = torch.stack([item["image"] for item in items])
+    targets = torch.tensor([item["target"] for item in items])
+    masks = torch.stack([item["mask"] for item in items])
+    print(f"{len(items)} training images; objects cover {float((masks > 0.5).float().mean()):.3f} of the image\n")
+    print("| run | threshold | dilate (px) | region share | object inside | whole object |")
+    print("|---|---|---|---|---|---|")
+    for run in args.runs:
+        model = create_model(args.model, num_classes=2)
+        load_weights(model, Path(run) / "model.pt")
+        model.eval()
+        for threshold, dilate, share, inside, whole in coverage_rows(model, images, targets, masks,
+                                                                     args.thresholds, args.dilations):
+            print(f"| {Path(run).parent.name} | {threshold} | {dilate} | {share:.3f} | {inside:.3f} | {whole:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
