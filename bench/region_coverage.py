@@ -19,6 +19,7 @@ import torch
 
 from robusttrain.attention import create_map_method
 from robusttrain.data.waterbirds import WaterbirdsDataset
+from robusttrain.eval.localization import energy_in_mask
 from robusttrain.models import create_model, load_weights
 from robusttrain.transforms import region_from_maps
 
@@ -32,7 +33,7 @@ def coverage_rows(model: torch.nn.Module, images: torch.Tensor, targets: torch.T
     for threshold in thresholds:
         for dilate in dilations:
             regions = region_from_maps(maps, threshold, dilate)
-            inside = (regions * objects).flatten(1).sum(1) / objects.flatten(1).sum(1).clamp_min(1)
+            inside = energy_in_mask(objects, regions)  # share of each object inside its region
             whole = float((inside > 0.95).float().mean())
             rows.append((threshold, dilate, float(regions.mean()), float(inside.mean()), whole))
     return rows

@@ -42,7 +42,7 @@ from robusttrain.data import (
     generate_benchmark,
 )
 from robusttrain.eval import evaluate_groups, evaluate_in9_folders, evaluate_variants
-from robusttrain.models import create_model
+from robusttrain.models import model_from_options
 from robusttrain.types import Batch, TrainState
 
 PROGRESS_FILE = "progress.json"
@@ -138,11 +138,7 @@ def build_datasets(args: argparse.Namespace) -> dict[str, MaskedImageDataset]:
 
 def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
     """The model the options describe (also used to rebuild it for evaluation scripts)."""
-    extra = {"output_stride": args.output_stride} if args.output_stride else {}
-    return create_model(args.model, num_classes, checkpoint=args.checkpoint, drop_rate=args.drop_rate,
-                        attention_pool=args.attention_pool, mask_ratio=args.mask_ratio,
-                        attention_head=args.attention_head, head_width=args.head_width,
-                        head_max_size=args.head_max_size, **extra)
+    return model_from_options(vars(args), num_classes, checkpoint=args.checkpoint)
 
 
 def find_checkpoint(output_dir: Path, resume: str) -> Path | None:

@@ -7,25 +7,17 @@ them, otherwise from the model's maps.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 from ..attention import create_map_method
 from ..callbacks.views import probabilities
-from ..transforms import composite, region_from_maps
+from ..transforms import composite, radius_blur, region_from_maps
 
 RADII = (2, 5, 10)
-
-
-def gaussian_blur(images: torch.Tensor, radius: float) -> torch.Tensor:
-    """Gaussian blur with sigma = ``radius`` pixels (kernel covers 3 sigma each side, capped by the image)."""
-    size = min(2 * math.ceil(3 * radius) + 1, 2 * (min(images.shape[-2:]) // 2) - 1)
-    return TF.gaussian_blur(images, [size, size], [float(radius), float(radius)])
 
 
 def blur_protocol(model: nn.Module, batches: Iterable[dict[str, Any]], radii: Sequence[float] = RADII,
@@ -47,7 +39,7 @@ def blur_protocol(model: nn.Module, batches: Iterable[dict[str, Any]], radii: Se
             regions = region_from_maps(map_method(images), 0.5)
         hits["original"].append(probabilities(model, images).argmax(1) == labels)
         for radius in radii:
-            blurred = gaussian_blur(images, radius)
+            blurred = radius_blur(images, radius)
             on_blurred_bg = composite(images, regions, blurred)
             on_blurred_object = composite(blurred, regions, images)
             hits[f"background_blurred_r{radius:g}"].append(probabilities(model, on_blurred_bg).argmax(1) == labels)

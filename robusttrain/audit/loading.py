@@ -13,7 +13,7 @@ from torch import nn
 from ..data import BackgroundsChallengeDataset, ImageFolderDataset, MaskedImageDataset, WaterbirdsDataset
 from ..data.imagefolder import class_folders
 from ..data.transforms import build_eval_transform
-from ..models import create_model, load_weights
+from ..models import create_model, load_weights, model_from_options
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,7 @@ def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn
         config_file, weights = path / "config.yaml", path / "model.pt"
         if not config_file.is_file() or not weights.is_file():
             raise FileNotFoundError(f"{path} is not a training run folder (needs config.yaml and model.pt)")
-        config = yaml.safe_load(config_file.read_text())
-        extra = {"output_stride": config["output_stride"]} if config.get("output_stride") else {}
-        model = create_model(config["model"], num_classes, attention_pool=config.get("attention_pool"),
-                             mask_ratio=config.get("mask_ratio", 0.1), head_width=config.get("head_width", 32),
-                             head_max_size=config.get("head_max_size"),
-                             attention_head=config.get("attention_head", False), **extra)
+        model = model_from_options(yaml.safe_load(config_file.read_text()), num_classes)
         load_weights(model, weights)
         return model
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.is_file():

@@ -2,7 +2,7 @@
 
 from .attention_head import AttentionHead, JointAttentionModel, find_attention_head
 from .attention_pool import AttentionPool, AttentionPoolNet
-from .factory import ImageModel, create_model, load_weights
+from .factory import ImageModel, create_model, load_weights, model_from_options
 
 __all__ = [
     "AttentionHead",
@@ -13,4 +13,5 @@ __all__ = [
     "create_model",
     "find_attention_head",
     "load_weights",
+    "model_from_options",
 ]

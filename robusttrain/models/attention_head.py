@@ -2,7 +2,7 @@
 
 :class:`JointAttentionModel` behaves like the task model (``model(images)`` returns its outputs), so every
 tool of the library accepts it, and carries the head (``model.attention(images)``). The training objective
-lives in :mod:`robusttrain.models.joint_objective`; the head's maps are the ``attention_head`` map source.
+lives in :mod:`robusttrain.callbacks.joint_attention`; the head's maps are the ``attention_head`` map source.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batch-level image operations: compositing primitives and background replacement."""
 
-from .background import MODES, new_backgrounds, region_from_maps, texture_backgrounds
+from .background import MODES, new_backgrounds, radius_blur, region_from_maps, texture_backgrounds
 from .compositing import (
     bounding_boxes,
     check_pair,
@@ -21,6 +21,7 @@ __all__ = [
     "only_bg_black",
     "only_bg_tiled",
     "only_fg",
+    "radius_blur",
     "region_from_maps",
     "texture_backgrounds",
 ]

@@ -31,6 +31,13 @@ def region_from_maps(maps: torch.Tensor, threshold: float = 0.5, dilate: int = 0
     return region
 
 
+def radius_blur(images: torch.Tensor, radius: float) -> torch.Tensor:
+    """Gaussian blur with sigma = ``radius`` pixels (the LICNN paper's radii), kernel 3 sigma each side."""
+    # NOTE: reflect padding needs the kernel's half-width below the image size; small images get a cut kernel.
+    kernel = min(2 * int(round(3 * radius)) + 1, 2 * min(images.shape[-2:]) - 1)
+    return gaussian_blur(images, kernel_size=kernel, sigma=radius)
+
+
 def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
     """A random permutation with no fixed point (each sample gets another sample's background)."""
     if n < 2:
@@ -83,7 +90,5 @@ def new_backgrounds(
     if mode == "mean":
         return images.mean(dim=(2, 3), keepdim=True).expand_as(images).clone()
     if mode == "blur":
-        # NOTE: reflect padding needs the kernel's half-width below the image size; small images get a cut kernel.
-        kernel = min(2 * int(round(3 * blur_radius)) + 1, 2 * min(images.shape[-2:]) - 1)
-        return gaussian_blur(images, kernel_size=kernel, sigma=blur_radius)
+        return radius_blur(images, blur_radius)
     return texture_backgrounds(len(images), images.shape[-2:], generator).to(images)
