@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -313,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not math.isfinite(args.lr) or args.lr <= 0:
         raise SystemExit(f"--lr must be a positive number, got {args.lr}")
     train(args)
+    # NOTE: an exiting process whose gloo process group is still alive can abort in the group's threads
+    # ("terminate called without an active exception"); destroy it before the interpreter shuts down.
+    PartialState().destroy_process_group()
     return 0
 
 
