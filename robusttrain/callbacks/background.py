@@ -18,6 +18,8 @@ from ..types import Batch, TrainState
 from .maps import MapCallback
 from .registry import CALLBACKS
 
+RANDOMIZED = "randomized"  # Batch.meta key: (B,) bool, which samples got a new background this step
+
 
 @CALLBACKS.register("background_randomization")
 class BackgroundRandomizationCallback(MapCallback):
@@ -80,7 +82,7 @@ class BackgroundRandomizationCallback(MapCallback):
         mixed = composite(batch.images, keep, backgrounds)
         images = torch.where(chosen[:, None, None, None], mixed, batch.images)
         self.changed += int(chosen.sum())
-        return batch.replace(images=images)
+        return batch.replace(images=images, meta={**batch.meta, RANDOMIZED: chosen})
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "changed": self.changed}

@@ -15,6 +15,7 @@ import torch
 
 from ..transforms import region_from_maps
 from ..types import Batch, TrainState
+from .background import RANDOMIZED
 from .maps import MapCallback
 from .registry import CALLBACKS
 from .views import background_only, probabilities
@@ -29,6 +30,9 @@ class ReweightCallback(MapCallback):
         normalize: rescale weights to mean 1 per batch, keeping the loss scale.
         threshold, dilate: how maps become the removed region.
         start_step: plain losses before this optimizer step.
+        skip_randomized: samples whose background a ``background_randomization`` callback replaced this step
+            keep weight 1 (before normalisation): their background was drawn at random, so how well it predicts
+            the label says nothing about the sample.
         **map_options: map scheduling and state key (see :class:`MapCallback`).
     """
 
@@ -41,13 +45,14 @@ class ReweightCallback(MapCallback):
         threshold: float = 0.5,
         dilate: int = 1,
         start_step: int = 0,
+        skip_randomized: bool = False,
         **map_options: Any,
     ) -> None:
         super().__init__(**map_options)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         self.alpha, self.normalize, self.threshold, self.dilate = alpha, normalize, threshold, dilate
-        self.start_step = start_step
+        self.start_step, self.skip_randomized = start_step, skip_randomized
         self.weighted_batches = 0
 
     def reliance(self, state: TrainState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +67,10 @@ class ReweightCallback(MapCallback):
         if state.global_step < self.start_step or self.alpha == 0:
             return losses
         reliance, available = self.reliance(state, batch)
-        weights = torch.where(available, 1 + self.alpha * (1 - reliance), torch.ones_like(reliance))
+        scored = available
+        if self.skip_randomized and RANDOMIZED in batch.meta:
+            scored = scored & ~batch.meta[RANDOMIZED]
+        weights = torch.where(scored, 1 + self.alpha * (1 - reliance), torch.ones_like(reliance))
         if self.normalize:
             weights = weights / weights.mean()
         self.weighted_batches += 1

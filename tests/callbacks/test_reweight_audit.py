@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from robusttrain.callbacks import AuditCallback, ReweightCallback
+from robusttrain.callbacks import AuditCallback, BackgroundRandomizationCallback, ReweightCallback
+from robusttrain.callbacks.background import RANDOMIZED
 from robusttrain.types import Batch, TrainState
 
 
@@ -73,3 +74,24 @@ def test_audit_writes_records_summaries_and_flags(tmp_path: Path) -> None:
     restored = AuditCallback(output_dir=str(tmp_path))
     restored.load_state_dict(json.loads(json.dumps(callback.state_dict())))
     assert restored.records == callback.records
+
+
+def test_reweighting_can_leave_background_randomized_samples_at_weight_one() -> None:
+    batch, model = _scenes(), ColourVote()
+    state = TrainState(model=model)
+    randomized = torch.tensor([False, False, True, False])
+    marked = batch.replace(meta={RANDOMIZED: randomized})
+    plain = ReweightCallback(alpha=4.0, normalize=False).on_loss(state, marked, None, torch.ones(4))
+    skipping = ReweightCallback(alpha=4.0, normalize=False, skip_randomized=True).on_loss(state, marked, None,
+                                                                                          torch.ones(4))
+    assert plain[2] > 2 and skipping[2] == 1.0  # the conflicting scene 2 is not scored once randomized
+    assert torch.equal(skipping[[0, 1, 3]], plain[[0, 1, 3]])
+
+
+def test_background_randomization_marks_the_samples_it_changed() -> None:
+    batch = _scenes()
+    changed = BackgroundRandomizationCallback(p=0.5, mode="noise", source="masks", seed=4).on_batch_start(
+        TrainState(model=ColourVote()), batch)
+    differs = (changed.images != batch.images).flatten(1).any(1)
+    assert torch.equal(changed.meta[RANDOMIZED], differs) and 0 < int(differs.sum()) < 4
+    assert RANDOMIZED not in batch.meta  # the input batch is left as it was
