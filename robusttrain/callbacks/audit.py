@@ -3,9 +3,11 @@
 For the samples that get maps (see :class:`MapSchedule`), each record holds the sample id, label,
 prediction, the predictions on the background-only and foreground-only views (attended region removed /
 kept on the mean colour), map statistics (share of the image attended, peak position) and, when the batch
-has true masks, the map's energy inside the mask. At each epoch end the latest record per sample is written
-to ``<output_dir>/audit/epoch_NNN.jsonl`` with a per-class summary and the flagged samples (the background
-alone predicts the label while the attended region alone does not) in ``epoch_NNN_summary.json``.
+has true masks, the map's energy inside the mask. The audit runs before any background randomization of the
+step (``order`` 5 < 10), so it records the dataset's sample, not a composite. At each epoch end the latest
+record per sample is written to ``<output_dir>/audit/epoch_NNN.jsonl`` with a per-class summary and the flagged
+samples (the background alone predicts the label while the attended region alone does not) in
+``epoch_NNN_summary.json``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class AuditCallback(MapCallback):
         **map_options: map scheduling and state key (see :class:`MapCallback`).
     """
 
-    order = 30
+    order = 5  # before background randomization (10): audit the samples as the dataset gives them
 
     def __init__(
         self, output_dir: str | None = None, flag_confidence: float = 0.8, threshold: float = 0.5, **map_options: Any

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from robusttrain.callbacks import AuditCallback, BackgroundRandomizationCallback, ReweightCallback
+from robusttrain.callbacks import AuditCallback, BackgroundRandomizationCallback, CallbackList, ReweightCallback
 from robusttrain.callbacks.background import RANDOMIZED
 from robusttrain.types import Batch, TrainState
 
@@ -74,6 +74,16 @@ def test_audit_writes_records_summaries_and_flags(tmp_path: Path) -> None:
     restored = AuditCallback(output_dir=str(tmp_path))
     restored.load_state_dict(json.loads(json.dumps(callback.state_dict())))
     assert restored.records == callback.records
+
+
+def test_audit_sees_the_batch_before_background_randomization(tmp_path: Path) -> None:
+    batch, model = _scenes(), ColourVote()
+    audit = AuditCallback(output_dir=str(tmp_path))
+    swap = BackgroundRandomizationCallback(p=1.0, mode="noise", source="masks")
+    CallbackList([swap, audit]).on_batch_start(TrainState(model=model), batch)
+    alone = AuditCallback(output_dir=str(tmp_path))
+    alone.on_batch_start(TrainState(model=model), batch)
+    assert audit.records == alone.records  # the noise backgrounds never reached the audit
 
 
 def test_reweighting_can_leave_background_randomized_samples_at_weight_one() -> None:
