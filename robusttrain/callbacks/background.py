@@ -82,7 +82,8 @@ class BackgroundRandomizationCallback(MapCallback):
         mixed = composite(batch.images, keep, backgrounds)
         images = torch.where(chosen[:, None, None, None], mixed, batch.images)
         self.changed += int(chosen.sum())
-        return batch.replace(images=images, meta={**batch.meta, RANDOMIZED: chosen})
+        marked = chosen | batch.meta[RANDOMIZED] if RANDOMIZED in batch.meta else chosen  # earlier callbacks' too
+        return batch.replace(images=images, meta={**batch.meta, RANDOMIZED: marked})
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "changed": self.changed}

@@ -105,3 +105,7 @@ def test_background_randomization_marks_the_samples_it_changed() -> None:
     differs = (changed.images != batch.images).flatten(1).any(1)
     assert torch.equal(changed.meta[RANDOMIZED], differs) and 0 < int(differs.sum()) < 4
     assert RANDOMIZED not in batch.meta  # the input batch is left as it was
+    earlier = batch.replace(meta={RANDOMIZED: torch.tensor([True, False, False, False])})
+    both = BackgroundRandomizationCallback(p=0.5, mode="noise", source="masks", seed=4).on_batch_start(
+        TrainState(model=ColourVote()), earlier)
+    assert torch.equal(both.meta[RANDOMIZED], differs | earlier.meta[RANDOMIZED])  # a second swap keeps the marks
