@@ -56,20 +56,27 @@ class ReweightCallback(MapCallback):
         self.weighted_batches = 0
 
     def reliance(self, state: TrainState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """``p(label | background-only view)`` per sample and which samples had a map."""
-        maps, available = self.schedule.maps(state, batch)
-        regions = region_from_maps(maps, self.threshold, self.dilate)
-        probs = probabilities(state.model, background_only(batch.images, regions))
-        return probs.gather(1, batch.targets.long()[:, None])[:, 0], available
+        """``p(label | background-only view)`` per sample (1 where not scored) and which samples were scored.
+
+        Scored: the samples with a map, less those just randomized when ``skip_randomized``; only they are run
+        through the model.
+        """
+        maps, scored = self.schedule.maps(state, batch)
+        if self.skip_randomized and RANDOMIZED in batch.meta:
+            scored = scored & ~batch.meta[RANDOMIZED]
+        rows = scored.nonzero().flatten()
+        reliance = torch.ones(len(batch), device=batch.images.device)
+        if len(rows):
+            regions = region_from_maps(maps[rows], self.threshold, self.dilate)
+            probs = probabilities(state.model, background_only(batch.images[rows], regions))
+            reliance[rows] = probs.gather(1, batch.targets[rows].long()[:, None])[:, 0]
+        return reliance, scored
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         losses = super().on_loss(state, batch, outputs, losses)
         if state.global_step < self.start_step or self.alpha == 0:
             return losses
-        reliance, available = self.reliance(state, batch)
-        scored = available
-        if self.skip_randomized and RANDOMIZED in batch.meta:
-            scored = scored & ~batch.meta[RANDOMIZED]
+        reliance, scored = self.reliance(state, batch)
         weights = torch.where(scored, 1 + self.alpha * (1 - reliance), torch.ones_like(reliance))
         if self.normalize:
             weights = weights / weights.mean()
