@@ -29,7 +29,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from robusttrain.callbacks import build_callbacks
+from robusttrain.callbacks import CallbackList, build_callbacks
 from robusttrain.config import parse_with_config, save_config
 from robusttrain.data import (
     BenchmarkConfig,
@@ -46,6 +46,7 @@ from robusttrain.models import model_from_options
 from robusttrain.types import Batch, TrainState
 
 PROGRESS_FILE = "progress.json"
+PROCESS_STATE = "process_{}.pt"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,15 +154,37 @@ def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
     return complete[-1] if complete else None
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: dict[str, Any], keep: int) -> None:
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: dict[str, Any], keep: int,
+                    model: torch.nn.Module, callbacks: CallbackList) -> None:
     folder = output_dir / "checkpoints" / f"step_{progress['global_step']:08d}"
     accelerator.save_state(str(folder))
+    # Every process saves what is its own: callback state (map caches and records of its shard) and the model's
+    # buffers (BatchNorm statistics differ between processes until the next forward broadcasts rank 0's).
+    folder.mkdir(parents=True, exist_ok=True)
+    own = {"callbacks": callbacks.state_dict(), "buffers": dict(accelerator.unwrap_model(model).named_buffers())}
+    torch.save(own, folder / PROCESS_STATE.format(accelerator.process_index))
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         # NOTE: progress.json is written last: a folder without it is an interrupted save and is never resumed.
         (folder / PROGRESS_FILE).write_text(json.dumps(progress))
         for old in sorted((output_dir / "checkpoints").glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def load_process_state(accelerator: Accelerator, folder: Path, model: torch.nn.Module,
+                       callbacks: CallbackList) -> None:
+    """Restore this process's callback state and buffers; a checkpoint of another process count is refused."""
+    saved = len(list(folder.glob(PROCESS_STATE.format("*"))))
+    if saved != accelerator.num_processes:
+        raise ValueError(f"checkpoint {folder} was written by {saved} processes; resume it with "
+                         f"{saved} processes, not {accelerator.num_processes}")
+    own = torch.load(folder / PROCESS_STATE.format(accelerator.process_index), map_location="cpu", weights_only=False)
+    callbacks.load_state_dict(own["callbacks"])
+    buffers = dict(accelerator.unwrap_model(model).named_buffers())
+    with torch.no_grad():
+        for name, value in own["buffers"].items():
+            buffers[name].copy_(value)
 
 
 def make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -203,9 +226,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
     # NOTE: each process sees its shard of the batches; an epoch ends after this many steps, not the total.
     steps_per_epoch = len(train_loader)
-    # robusttrain: callbacks see the unwrapped model and are saved with every checkpoint.
+    # robusttrain: callbacks see the unwrapped model and are saved with every checkpoint (one file per process).
     callbacks = build_callbacks(args.callbacks)
-    accelerator.register_for_checkpointing(callbacks)
     state = TrainState(model=accelerator.unwrap_model(model), optimizer=optimizer, output_dir=str(output_dir),
                        is_main_process=accelerator.is_main_process, world_size=accelerator.num_processes,
                        accelerator=accelerator)
@@ -214,6 +236,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     checkpoint = find_checkpoint(output_dir, args.resume) if args.resume else None
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
+        load_process_state(accelerator, checkpoint, model, callbacks)
         progress = json.loads((checkpoint / PROGRESS_FILE).read_text())
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
 
@@ -255,7 +278,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             if progress["global_step"] >= max_steps or state.should_stop:
                 break
             if args.checkpoint_every and progress["global_step"] % args.checkpoint_every == 0:
-                save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints)
+                save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints, model, callbacks)
             step_start = time.perf_counter()
         bar.close()
         epoch_done = progress["step_in_epoch"] >= steps_per_epoch
@@ -271,7 +294,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             callbacks.on_epoch_end(state)  # robusttrain
             progress.update(epoch=epoch + 1, step_in_epoch=0)
         progress["history"].append(record)
-        save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints)
+        save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints, model, callbacks)
         if state.should_stop:
             break
     train_seconds = time.perf_counter() - start

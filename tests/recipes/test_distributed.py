@@ -63,6 +63,28 @@ def test_every_callback_runs_on_two_processes_and_the_audit_covers_each_sample_o
 
 
 @pytest.mark.slow
+def test_two_processes_resume_each_with_its_own_callback_state(tiny_benchmark: Path, tmp_path: Path) -> None:
+    callbacks = ("[{name: reweight, alpha: 2.0, fraction: 0.5},"
+                 " {name: background_randomization, p: 0.5, mode: swap, method: gradcam}, {name: audit}]")
+    extra = ("--callbacks", callbacks)
+    _train(tiny_benchmark, tmp_path / "straight", 2, 24, *extra)
+    _train(tiny_benchmark, tmp_path / "split", 2, 24, "--max-steps", "3", *extra)  # mid-epoch 1 of 4 steps
+    _train(tiny_benchmark, tmp_path / "split", 2, 24, "--resume", "auto", *extra)
+    final = [tmp_path / run / "checkpoints" / "step_00000008" for run in ("straight", "split")]
+    states = [[torch.load(f / f"process_{rank}.pt", weights_only=False)["callbacks"] for rank in (0, 1)]
+              for f in final]
+    # Each process caches the maps of its own shard: the two differ, and each resumes with its own (and with
+    # its own BatchNorm statistics, which the maps of the first resumed step depend on).
+    assert json.dumps(states[0][0], sort_keys=True) != json.dumps(states[0][1], sort_keys=True)
+    for rank in (0, 1):
+        assert json.dumps(states[1][rank], sort_keys=True) == json.dumps(states[0][rank], sort_keys=True), rank
+    straight, resumed = torch.load(final[0].parent.parent / "model.pt"), torch.load(final[1].parent.parent / "model.pt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    with pytest.raises(AssertionError, match="resume it with 2 processes, not 1"):
+        _train(tiny_benchmark, tmp_path / "split", 1, 48, "--resume", "auto", *extra)
+
+
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(tiny_benchmark: Path, tmp_path: Path) -> None:
     extra = ("--max-steps", "3", "--optimizer", "sgd", "--momentum", "0", "--model", "test_nfnet")
     _train(tiny_benchmark, tmp_path / "two", 2, 16, *extra)

@@ -112,6 +112,6 @@ def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchm
         assert (killed / name).read_text() == (tmp_path / "straight" / name).read_text()
     # Callback state (map caches, counters, audit records) in the final checkpoints: identical.
     runs = (killed, tmp_path / "straight")
-    states = [torch.load(run / "checkpoints" / "step_00000015" / "custom_checkpoint_0.pkl", weights_only=False)
+    states = [torch.load(run / "checkpoints" / "step_00000015" / "process_0.pt", weights_only=False)["callbacks"]
               for run in runs]
     assert json.dumps(states[0], sort_keys=True) == json.dumps(states[1], sort_keys=True)
