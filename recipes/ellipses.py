@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replacement", choices=("noise", "swap", "mean"), default="noise")
     parser.add_argument("--blend", choices=("soft", "sample"), default="sample")
     parser.add_argument("--temperature", type=float, default=0.1)
+    parser.add_argument("--start-epoch", type=int, default=3,
+                        help="epochs of the task loss alone before the head's terms start")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -80,10 +82,11 @@ def train_variant(args: argparse.Namespace, overrides: dict[str, Any], train_set
     options = {"task_weight": args.task_weight, "background_weight": args.background_weight,
                "area_weight": args.area_weight, "background_area": args.background_area,
                "replacement": args.replacement, "blend": args.blend, "temperature": args.temperature}
-    callback = JointAttentionCallback(**{**options, **overrides})
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
+    options["start_step"] = args.start_epoch * len(loader)
+    callback = JointAttentionCallback(**{**options, **overrides})
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * len(loader))
     state = TrainState(model=model, optimizer=optimizer)
     start = time.perf_counter()

@@ -63,6 +63,9 @@ class JointAttentionCallback(Callback):
         blend: ``soft`` keeps each pixel in proportion W (the paper); ``sample`` keeps it with probability W
             (relaxed Bernoulli at ``temperature``), so a half-kept object pixel is fully replaced half the
             time, which pushes W towards 0/1 and sharpens the maps.
+        start_step: the task loss alone before this optimizer step, so that the background term first meets a
+            model that already reads the object (a head trained against an untrained model tends to fade).
+            With several processes the head gets zero gradients meanwhile (DDP needs one for every parameter).
 
     Needs ``state.model`` to contain an attention head (``create_model(..., attention_head=True)``).
     """
@@ -79,6 +82,7 @@ class JointAttentionCallback(Callback):
         match: str = "target",
         blend: str = "soft",
         temperature: float = 0.3,
+        start_step: int = 0,
         enabled: bool = True,
     ) -> None:
         super().__init__(enabled)
@@ -90,18 +94,26 @@ class JointAttentionCallback(Callback):
             raise ValueError(f"unknown blend {blend!r}; choose from {list(BLENDS)}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
         if not 0 <= background_area <= 1:
             raise ValueError(f"background_area (S_R) must be in [0, 1], got {background_area}")
         if min(task_weight, background_weight, area_weight) < 0:
             raise ValueError("loss weights a, b, c must be >= 0")
         self.task_weight, self.background_weight, self.area_weight = task_weight, background_weight, area_weight
         self.background_area, self.replacement, self.match = background_area, replacement, match
-        self.blend, self.temperature = blend, temperature
+        self.blend, self.temperature, self.start_step = blend, temperature, start_step
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if state.model is None:
             raise ValueError("joint_attention needs state.model (the model being trained)")
+        if state.global_step < self.start_step and state.world_size == 1:
+            return self.task_weight * losses
         attention = find_attention_head(state.model)(batch.images)
+        if state.global_step < self.start_step:
+            # NOTE: DDP needs a gradient for every parameter in every step: with several processes the head
+            # runs during the warm-up too and gets zero gradients.
+            return self.task_weight * losses + 0.0 * attention.mean()
         total = self.task_weight * losses
         if self.background_weight > 0:
             keep = attention if self.blend == "soft" else sample_keep_mask(attention, self.temperature)

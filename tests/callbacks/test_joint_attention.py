@@ -45,6 +45,34 @@ def test_without_the_background_term_only_the_area_prior_is_added() -> None:
     torch.testing.assert_close(total, 2 * losses + 3 * (background - 0.9) ** 2)
 
 
+def test_before_start_step_only_the_task_loss_trains_and_the_head_gets_no_gradient() -> None:
+    model, callback, state = _setup(task_weight=2.0, start_step=3)
+    batch = _regression_batch()
+    for step, started in [(0, False), (2, False), (3, True)]:
+        state.global_step = step
+        model.zero_grad(set_to_none=True)
+        outputs = model(batch.images)
+        losses = (outputs - batch.targets).pow(2).mean(1)
+        total = callback.on_loss(state, batch, outputs, losses)
+        total.mean().backward()
+        assert (model.attention_head.body[0].weight.grad is not None) == started
+        if not started:
+            torch.testing.assert_close(total, 2 * losses)
+
+
+def test_with_several_processes_the_head_gets_zero_gradients_before_start_step() -> None:
+    model, callback, state = _setup(start_step=3)
+    state.world_size = 2  # DDP needs a gradient for every parameter
+    batch = _regression_batch()
+    outputs = model(batch.images)
+    losses = (outputs - batch.targets).pow(2).mean(1)
+    total = callback.on_loss(state, batch, outputs, losses)
+    torch.testing.assert_close(total, losses)
+    total.mean().backward()
+    grad = model.attention_head.body[0].weight.grad
+    assert grad is not None and not grad.any()
+
+
 @pytest.mark.parametrize("replacement", ["noise", "swap", "mean"])
 @pytest.mark.parametrize("blend", ["soft", "sample"])
 def test_classification_with_every_replacement_and_blend(replacement: str, blend: str) -> None:
@@ -74,6 +102,8 @@ def test_bad_options_and_missing_head_are_named() -> None:
         JointAttentionCallback(background_area=1.5)
     with pytest.raises(ValueError, match="unknown blend"):
         JointAttentionCallback(blend="hard")
+    with pytest.raises(ValueError, match="start_step"):
+        JointAttentionCallback(start_step=-1)
     with pytest.raises(ValueError, match="unknown callback 'joint'"):
         build_callbacks([{"name": "joint"}])
     callback = build_callbacks([{"name": "joint_attention", "background_area": 0.9}])

@@ -20,7 +20,7 @@ from robusttrain.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 # 160 train samples in batches of 24 per process: 7 batches, so the second process's last batch is padding.
-EVERY_CALLBACK = ("[{name: joint_attention, background_area: 0.9},"
+EVERY_CALLBACK = ("[{name: joint_attention, background_area: 0.9, start_step: 2},"
                   " {name: reweight, alpha: 2.0, method: attention_head, fraction: 0.5},"
                   " {name: background_randomization, p: 0.5, mode: swap, method: gradcam, every: 2},"
                   " {name: audit, method: gradcam}]")

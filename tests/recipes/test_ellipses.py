@@ -17,11 +17,12 @@ import ellipses  # noqa: E402
 @pytest.mark.slow
 def test_full_objective_beats_the_ablation_on_attention_iou(tmp_path: Path) -> None:
     summary = ellipses.main(["-c", str(ROOT / "configs/ellipses/inclination.yaml"), "--train-size", "3000",
-                             "--test-size", "300", "--epochs", "8", "--head-width", "16",
+                             "--test-size", "300", "--epochs", "8", "--start-epoch", "1", "--head-width", "16",
                              "--output-dir", str(tmp_path)])
     full, ablation = summary["results"]["full"], summary["results"]["no_background_term"]
-    # Reduced budget (the full-size runs are in BENCHMARKS.md): W already lands on the ellipse; without the
-    # background term nothing ties W to the object and it spreads into a faint uniform map.
+    # Reduced budget, one epoch of warm-up (the full-size runs are in BENCHMARKS.md): W already lands on the
+    # ellipse (IoU 0.34 here); without the background term nothing ties W to the object and it spreads into a
+    # faint uniform map.
     assert full["attention_iou"] > 0.2 and full["attention_iou"] > ablation["attention_iou"] + 0.15
     assert full["error_mean"] < 20  # degrees; chance is 45
     assert json.loads((tmp_path / "results.json").read_text())["results"]["full"] == full
