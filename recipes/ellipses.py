@@ -79,13 +79,13 @@ def train_variant(args: argparse.Namespace, overrides: dict[str, Any], train_set
                   test_set: EllipseDataset) -> tuple[torch.nn.Module, dict[str, float]]:
     torch.manual_seed(args.seed)
     model = create_model(args.model, num_classes=2, attention_head=True, head_width=args.head_width)
-    options = {"task_weight": args.task_weight, "background_weight": args.background_weight,
-               "area_weight": args.area_weight, "background_area": args.background_area,
-               "replacement": args.replacement, "blend": args.blend, "temperature": args.temperature}
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
-    options["start_step"] = args.start_epoch * len(loader)
+    options = {"task_weight": args.task_weight, "background_weight": args.background_weight,
+               "area_weight": args.area_weight, "background_area": args.background_area,
+               "replacement": args.replacement, "blend": args.blend, "temperature": args.temperature,
+               "start_step": args.start_epoch * len(loader)}
     callback = JointAttentionCallback(**{**options, **overrides})
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * len(loader))
     state = TrainState(model=model, optimizer=optimizer)

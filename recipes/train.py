@@ -176,6 +176,9 @@ def load_process_state(accelerator: Accelerator, folder: Path, model: torch.nn.M
                        callbacks: CallbackList) -> None:
     """Restore this process's callback state and buffers; a checkpoint of another process count is refused."""
     saved = len(list(folder.glob(PROCESS_STATE.format("*"))))
+    if saved == 0:
+        raise ValueError(f"checkpoint {folder} has no per-process state ({PROCESS_STATE.format('N')}); it was not "
+                         "written by this version of recipes/train.py")
     if saved != accelerator.num_processes:
         raise ValueError(f"checkpoint {folder} was written by {saved} processes; resume it with "
                          f"{saved} processes, not {accelerator.num_processes}")

@@ -73,6 +73,15 @@ def test_resume_from_a_folder_that_is_not_a_checkpoint_is_refused(tiny_benchmark
         _recipe().main(_args(tiny_benchmark, tmp_path / "x", "--resume", str(tmp_path)))
 
 
+def test_resume_from_a_checkpoint_without_per_process_state_is_refused(tiny_benchmark: Path, tmp_path: Path) -> None:
+    recipe = _recipe()
+    recipe.main(_args(tiny_benchmark, tmp_path / "run", "--max-steps", "2"))
+    checkpoint = next((tmp_path / "run" / "checkpoints").glob("step_*"))
+    (checkpoint / "process_0.pt").unlink()
+    with pytest.raises(ValueError, match="no per-process state"):
+        recipe.main(_args(tiny_benchmark, tmp_path / "run", "--resume", str(checkpoint)))
+
+
 @pytest.mark.slow
 def test_recipe_runs_from_the_command_line_with_a_config(tiny_benchmark: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
