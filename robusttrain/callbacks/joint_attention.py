@@ -107,10 +107,11 @@ class JointAttentionCallback(Callback):
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if state.model is None:
             raise ValueError("joint_attention needs state.model (the model being trained)")
-        if state.global_step < self.start_step and state.world_size == 1:
+        warming_up = state.global_step < self.start_step
+        if warming_up and state.world_size == 1:
             return self.task_weight * losses
         attention = find_attention_head(state.model)(batch.images)
-        if state.global_step < self.start_step:
+        if warming_up:
             # NOTE: DDP needs a gradient for every parameter in every step: with several processes the head
             # runs during the warm-up too and gets zero gradients.
             return self.task_weight * losses + 0.0 * attention.mean()

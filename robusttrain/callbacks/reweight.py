@@ -55,8 +55,8 @@ class ReweightCallback(MapCallback):
         self.start_step, self.skip_randomized = start_step, skip_randomized
         self.weighted_batches = 0
 
-    def reliance(self, state: TrainState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """``p(label | background-only view)`` per sample (1 where not scored) and which samples were scored.
+    def reliance(self, state: TrainState, batch: Batch) -> torch.Tensor:
+        """``p(label | background-only view)`` per sample, 1 (no reweighting) where not scored.
 
         Scored: the samples with a map, less those just randomized when ``skip_randomized``; only they are run
         through the model.
@@ -70,14 +70,13 @@ class ReweightCallback(MapCallback):
             regions = region_from_maps(maps[rows], self.threshold, self.dilate)
             probs = probabilities(state.model, background_only(batch.images[rows], regions))
             reliance[rows] = probs.gather(1, batch.targets[rows].long()[:, None])[:, 0]
-        return reliance, scored
+        return reliance
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         losses = super().on_loss(state, batch, outputs, losses)
         if state.global_step < self.start_step or self.alpha == 0:
             return losses
-        reliance, scored = self.reliance(state, batch)
-        weights = torch.where(scored, 1 + self.alpha * (1 - reliance), torch.ones_like(reliance))
+        weights = 1 + self.alpha * (1 - self.reliance(state, batch))  # weight 1 where not scored
         if self.normalize:
             weights = weights / weights.mean()
         self.weighted_batches += 1
