@@ -1,12 +1,14 @@
-"""Training-step time with each callback configuration divided by the plain step time, measured in one run.
+"""Training-step time with each callback configuration divided by the plain step time, over a whole run.
 
 Each configuration trains the same model on the same real batches of the built-in benchmark (rendered in
-memory, no disk reads), so only the callback's own work differs. Steps are timed after ``--warmup`` steps;
-the figure is the median step time. Configurations are interleaved round-robin so that drifts of the
-machine's speed hit all of them alike.
+memory, no disk reads), so only the callbacks' own work differs. The run is ``--steps`` optimizer steps long
+(``TrainState.total_steps``), so options in fractions of training take effect as in a real run (the default's
+background swap starts halfway); every step after ``--warmup`` is timed and the figure is the mean step time
+over the whole run, with the mean over the second half (swap active) beside it. Configurations are interleaved
+round-robin so that drifts of the machine's speed hit all of them alike.
 
 Example:
-    python bench/callback_overhead.py --model test_resnet --batch 64 --steps 20
+    python bench/callback_overhead.py --model test_resnet --batch 64 --steps 40
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = ["reweight_gradcam", "background_swap_gradcam", "reweight_then_swap", "masktune_gradcam",
-                   "reweight_degradation", "reweight_degradation_scheduled", "background_swap_pool_attention",
-                   "joint_attention_reweight", "oracle_swap", "audit"]
+DEFAULT_CONFIGS = ["callbacks/default", "experiments/default_before_step", "callbacks/reweight_gradcam",
+                   "experiments/background_swap_gradcam", "callbacks/reweight_degradation",
+                   "callbacks/reweight_degradation_scheduled", "callbacks/background_swap_pool_attention",
+                   "experiments/joint_attention_reweight", "callbacks/oracle_swap", "callbacks/audit"]
 # Config keys that change the model itself.
 MODEL_OPTIONS = ("attention_pool", "attention_head", "head_width", "head_max_size")
 
@@ -52,15 +55,16 @@ def batches(size: int, count: int, batch: int) -> list[Batch]:
 class Run:
     """One configuration's model, optimizer, callbacks and step times."""
 
-    def __init__(self, name: str, entries: list, model_name: str, baseline: Run | None = None,
+    def __init__(self, name: str, config: dict, model_name: str, total_steps: int, baseline: Run | None = None,
                  **model_options: object) -> None:
         torch.manual_seed(0)
         self.name = name
         self.baseline = baseline or self  # plain training of the same model
         self.model = create_model(model_name, num_classes=2, **model_options)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
-        self.callbacks = build_callbacks(entries)
-        self.state = TrainState(model=self.model, optimizer=self.optimizer, output_dir="/tmp/robusttrain_bench")
+        self.callbacks = build_callbacks(config.get("callbacks", []), config.get("maps"))
+        self.state = TrainState(model=self.model, optimizer=self.optimizer, output_dir="/tmp/robusttrain_bench",
+                                total_steps=total_steps)
         self.callbacks.setup(self.state)
         self.times: list[float] = []
 
@@ -76,7 +80,10 @@ class Run:
         self.state.global_step += 1
         self.callbacks.on_step_end(self.state)
         if record:
-            self.times.append(time.perf_counter() - start)
+            self.times.append((self.state.global_step, time.perf_counter() - start))
+
+    def mean(self, from_step: int = 0) -> float:
+        return statistics.mean(t for step, t in self.times if step > from_step)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,34 +91,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="test_resnet")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, help="names under configs/callbacks/")
+    parser.add_argument("--steps", type=int, default=40, help="length of the run (total_steps)")
+    parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the means")
+    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, help="paths under configs/, no .yaml")
     args = parser.parse_args(argv)
     data = batches(args.size, 4, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
     # attention head changes the model, so its plain step is the baseline).
-    runs = [Run("plain", [], args.model)]
+    runs = [Run("plain", {}, args.model, args.steps)]
     baseline = {"plain": runs[0]}
     for name in args.configs:
-        config = yaml.safe_load((ROOT / "configs" / "callbacks" / f"{name}.yaml").read_text())
+        config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         options = {k: config[k] for k in MODEL_OPTIONS if config.get(k)}
         key = "plain" + "".join(f", {k}={v}" for k, v in options.items())
         if key not in baseline:
-            baseline[key] = Run(key, [], args.model, **options)
+            baseline[key] = Run(key, {}, args.model, args.steps, **options)
             runs.append(baseline[key])
-        runs.append(Run(name, config["callbacks"], args.model, baseline[key], **options))
-    for step in range(args.warmup + args.steps):
+        runs.append(Run(name, config, args.model, args.steps, baseline[key], **options))
+    for step in range(args.steps):
         for run in runs:
             run.step(data[step % len(data)], record=step >= args.warmup)
+    half = args.steps // 2
     print(f"model={args.model} batch={args.batch} size={args.size} steps={args.steps} "
           f"threads={torch.get_num_threads()}")
-    print("| configuration | median step (s) | ratio to plain (same model) |")
-    print("|---|---|---|")
+    print("| configuration | mean step, whole run (s) | ratio to plain, whole run | ratio, second half |")
+    print("|---|---|---|---|")
     for run in runs:
-        median = statistics.median(run.times)
-        base = statistics.median(run.baseline.times)
-        print(f"| {run.name} | {median:.3f} | {median / base:.2f} |")
+        whole, late = run.mean() / run.baseline.mean(), run.mean(half) / run.baseline.mean(half)
+        print(f"| {run.name} | {run.mean():.3f} | {whole:.2f} | {late:.2f} |")
     return 0
 
 

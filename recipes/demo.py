@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="data/synth_waterbirds")
     parser.add_argument("--config", default=str(ROOT / "configs" / "erm.yaml"))
     parser.add_argument("--callback-config",
-                        default=str(ROOT / "configs" / "callbacks" / "reweight_then_swap.yaml"))
+                        default=str(ROOT / "configs" / "callbacks" / "default.yaml"))
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to recipes/train.py")
     args = parser.parse_args(argv)
     report_dir = Path(args.output_dir)

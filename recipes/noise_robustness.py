@@ -30,6 +30,7 @@ from robusttrain.attention import create_map_method  # noqa: E402
 from robusttrain.config import load_config  # noqa: E402
 from robusttrain.data import WaterbirdsDataset, build_eval_transform  # noqa: E402
 from robusttrain.eval import energy_in_mask  # noqa: E402
+from robusttrain.models import ModelConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The paper's variances (0.1-2.0 and its 0.3-0.9 sweep), applied to images in [0, 1], plus a finer low range:
@@ -115,8 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = train_recipe.parse_with_config(train_recipe.build_parser(),
                                                  ["-c", str(run / "config.yaml")])
         test = WaterbirdsDataset(options.data_dir, "test", build_eval_transform(options.image_size))
-        model = train_recipe.build_model(options, test.num_classes)
-        model.load_state_dict(torch.load(run / "model.pt", map_location="cpu"))
+        model = ModelConfig.load(run).build(checkpoint=run / "model.pt")
         device = torch.device("cuda" if torch.cuda.is_available() and not options.cpu else "cpu")
         model.to(device).eval()
         picks = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[: args.images].tolist()

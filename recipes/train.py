@@ -42,7 +42,7 @@ from robusttrain.data import (
     generate_benchmark,
 )
 from robusttrain.eval import evaluate_groups, evaluate_in9_folders, evaluate_variants
-from robusttrain.models import model_from_options
+from robusttrain.models import ModelConfig
 from robusttrain.types import Batch, TrainState
 
 PROGRESS_FILE = "progress.json"
@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     optim.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is present")
     robust = parser.add_argument_group("Robustness")
+    robust.add_argument("--maps", type=parse_maps, default={},
+                        help="map sources as YAML/JSON, e.g. '{gradcam: {method: gradcam, from_training_pass: true}}' "
+                             "(usually in -c); a callback's source that is a map method's name needs no entry")
     robust.add_argument("--callbacks", type=parse_callbacks, default=[],
                         help="callback entries as YAML/JSON, e.g. '[{name: reweight, alpha: 4}]' (usually in -c)")
     run = parser.add_argument_group("Checkpointing and output")
@@ -113,6 +116,14 @@ def parse_callbacks(text: str | list) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise argparse.ArgumentTypeError(f"--callbacks must be a list of entries, got {entries!r}")
     return entries
+
+
+def parse_maps(text: str | dict) -> dict[str, Any]:
+    """Map sources from a YAML/JSON string (the config file gives a mapping directly)."""
+    sources = yaml.safe_load(text) if isinstance(text, str) else text
+    if not isinstance(sources, dict):
+        raise argparse.ArgumentTypeError(f"--maps must be a mapping of source name -> options, got {sources!r}")
+    return sources
 
 
 def build_datasets(args: argparse.Namespace) -> dict[str, MaskedImageDataset]:
@@ -137,9 +148,12 @@ def build_datasets(args: argparse.Namespace) -> dict[str, MaskedImageDataset]:
     return splits
 
 
-def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
-    """The model the options describe (also used to rebuild it for evaluation scripts)."""
-    return model_from_options(vars(args), num_classes, checkpoint=args.checkpoint)
+def model_config(args: argparse.Namespace, num_classes: int) -> ModelConfig:
+    """The typed model config the options describe (saved as ``model.json`` to rebuild the network later)."""
+    return ModelConfig(name=args.model, num_classes=num_classes, drop_rate=args.drop_rate,
+                       attention_pool=args.attention_pool, mask_ratio=args.mask_ratio,
+                       attention_head=args.attention_head, head_width=args.head_width,
+                       head_max_size=args.head_max_size, output_stride=args.output_stride)
 
 
 def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
@@ -213,7 +227,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     datasets = build_datasets(args)
     train_set = datasets["train"]
-    model = build_model(args, train_set.num_classes)
+    config = model_config(args, train_set.num_classes)
+    model = config.build(checkpoint=args.checkpoint)
+    if accelerator.is_main_process:
+        config.save(output_dir)
     sampler = EpochShuffleSampler(len(train_set), seed=args.seed)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
@@ -230,7 +247,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     # NOTE: each process sees its shard of the batches; an epoch ends after this many steps, not the total.
     steps_per_epoch = len(train_loader)
     # robusttrain: callbacks see the unwrapped model and are saved with every checkpoint (one file per process).
-    callbacks = build_callbacks(args.callbacks)
+    callbacks = build_callbacks(args.callbacks, args.maps)
     state = TrainState(model=accelerator.unwrap_model(model), optimizer=optimizer, output_dir=str(output_dir),
                        is_main_process=accelerator.is_main_process, world_size=accelerator.num_processes,
                        accelerator=accelerator)
@@ -244,7 +261,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
 
     max_steps = args.max_steps or args.epochs * steps_per_epoch
-    state.global_step = progress["global_step"]
+    state.global_step, state.total_steps = progress["global_step"], max_steps
     callbacks.setup(state)
     start = time.perf_counter()
     while progress["epoch"] < args.epochs and progress["global_step"] < max_steps:
@@ -305,7 +322,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     metrics = evaluate(args, accelerator, model, datasets)
     metrics.update(history=progress["history"], global_step=progress["global_step"], train_seconds=train_seconds,
-                   step_seconds=progress.get("step_seconds", 0.0), callbacks=args.callbacks,
+                   step_seconds=progress.get("step_seconds", 0.0), callbacks=args.callbacks, maps=args.maps,
                    model=args.model, num_processes=accelerator.num_processes)
     if accelerator.is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -17,4 +17,4 @@ def test_plain_loop_snippet_runs(tiny_benchmark: Path) -> None:
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["state"].global_step == 2
-    assert namespace["callbacks"].callbacks[0].schedule.computed == 128
+    assert namespace["callbacks"].maps.sources["gradcam"].computed == 128

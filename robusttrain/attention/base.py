@@ -4,11 +4,16 @@ A map method is called as ``method(images, targets=None)`` with images ``(B, C, 
 maps ``(B, 1, H, W)`` in [0, 1] on the images' device, 1 = what the prediction depends on. ``targets`` are the
 classes to explain (default: the predicted class); for single-output regressors the output itself is explained.
 The model is left exactly as it was (see :func:`robusttrain.attention.state.untouched`).
+
+Methods declare what a training loop can do with them as class attributes: ``warm_start`` (the call takes
+``init_maps=``, a sample's previous maps, and converges faster from them) and ``training_pass`` (maps can be
+read off the training step's own forward pass through :meth:`MapMethod.capture_training_pass`, at no extra
+forward).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -76,11 +81,23 @@ def to_unit_maps(maps: torch.Tensor, size: tuple[int, int], rescale: bool = True
     return (maps / peak[:, None, None, None]).clamp(0, 1)
 
 
+class TrainingPassCapture(Protocol):
+    """Maps taken from one training forward pass: armed before it, read once the loop has its outputs."""
+
+    def maps(self, outputs: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """Maps ``(B, 1, H, W)`` in [0, 1] of the pass that produced ``outputs``; releases the capture."""
+
+    def release(self) -> None:
+        """Remove any hooks (idempotent)."""
+
+
 class MapMethod:
     """Base class: subclasses implement :meth:`compute`, returning raw non-negative maps ``(B, 1, h, w)``."""
 
     uses_gradients: ClassVar[bool] = True
     rescale: ClassVar[bool] = True  # False for methods whose raw maps already mean something in [0, 1]
+    warm_start: ClassVar[bool] = False
+    training_pass: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -98,3 +115,7 @@ class MapMethod:
         with untouched(self.model), torch.enable_grad():
             maps = self.compute(inputs, targets, **kwargs)
         return to_unit_maps(maps.detach(), images.shape[-2:], self.rescale)
+
+    def capture_training_pass(self, input_size: tuple[int, int]) -> TrainingPassCapture:
+        """Arm a capture of the next forward pass of the model (the training step's); see ``training_pass``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take maps from the training pass")

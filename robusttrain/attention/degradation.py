@@ -40,6 +40,7 @@ class ControlledDegradation(MapMethod):
 
     uses_gradients = False
     rescale = False
+    warm_start = True
 
     def __init__(
         self,
@@ -65,13 +66,15 @@ class ControlledDegradation(MapMethod):
     def compute(
         self, images: torch.Tensor, targets: torch.Tensor | None, init_maps: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Raw maps at ``resolution``; ``init_maps`` ``(B, 1, h, w)`` in [0, 1] warm-starts the optimisation."""
+        """Raw maps at ``resolution``; ``init_maps`` ``(B, 1, h, w)`` in [0, 1] warm-starts the optimisation (a row
+        of NaN has no previous map and starts from ``init``)."""
         batch = len(images)
         size = (self.resolution, self.resolution)
         if init_maps is not None:
             if init_maps.ndim != 4 or init_maps.shape[:2] != (batch, 1):
                 raise ValueError(f"init_maps must be (B, 1, h, w) with B={batch}, got {tuple(init_maps.shape)}")
             start = F.interpolate(init_maps.to(images).float(), size=size, mode="area").clamp(0.02, 0.98)
+            start = torch.where(start.isnan(), torch.full_like(start, self.init), start)
         else:
             start = torch.full((batch, 1, *size), self.init, device=images.device)
         logits = torch.logit(start).detach().requires_grad_(True)

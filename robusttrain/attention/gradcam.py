@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MapMethod, target_scores
+from .base import MapMethod, TrainingPassCapture, target_scores, to_unit_maps
 from .hooks import ActivationCapture, resolve_layers
 from .registry import MAP_METHODS
 from .reshape import token_layout, tokens_to_map
@@ -43,6 +43,13 @@ def default_target_layers(model: nn.Module, input_size: tuple[int, int], min_gri
     return None
 
 
+def _combine(cams: list[torch.Tensor]) -> torch.Tensor:
+    """Mean of per-layer CAMs (each scaled to max 1) at the largest layer's resolution."""
+    size = max((c.shape[-2:] for c in cams), key=lambda s: s[0] * s[1])
+    cams = [F.interpolate(c, size=size, mode="bilinear", align_corners=False) for c in cams]
+    return torch.stack([c / c.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None] for c in cams]).mean(0)
+
+
 def cam_from(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
     """ReLU of the gradient-weighted channel sum: ``(B, C, h, w)`` x2 -> ``(B, 1, h, w)``."""
     weights = gradients.mean(dim=(2, 3), keepdim=True)
@@ -59,6 +66,8 @@ class GradCAM(MapMethod):
         grid_size, num_prefix_tokens: override the token layout read from the model.
         min_grid: smallest feature-map side the default layer choice accepts.
     """
+
+    training_pass = True
 
     def __init__(
         self,
@@ -91,10 +100,57 @@ class GradCAM(MapMethod):
             return cam_from(self._spatial(features), self._spatial(grads))
         with ActivationCapture(resolve_layers(self.model, layers)) as capture:
             scores, _ = target_scores(self.model(images), targets)
-        names = list(capture.outputs)
-        grads = torch.autograd.grad(scores.sum(), [capture.outputs[n] for n in names])
+        return self._cams(capture.outputs, scores)
+
+    def _cams(self, activations: dict[str, torch.Tensor], scores: torch.Tensor, keep_graph: bool = False
+              ) -> torch.Tensor:
+        names = list(activations)
+        grads = torch.autograd.grad(scores.sum(), [activations[n] for n in names], retain_graph=keep_graph)
         pairs = zip(names, grads, strict=True)
-        cams = [cam_from(self._spatial(capture.outputs[n]), self._spatial(g)) for n, g in pairs]
-        size = max((c.shape[-2:] for c in cams), key=lambda s: s[0] * s[1])
-        cams = [F.interpolate(c, size=size, mode="bilinear", align_corners=False) for c in cams]
-        return torch.stack([c / c.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None] for c in cams]).mean(0)
+        return _combine([cam_from(self._spatial(activations[n].detach()), self._spatial(g)) for n, g in pairs])
+
+    def capture_training_pass(self, input_size: tuple[int, int]) -> TrainingPassCapture:
+        """Grad-CAM of the training forward itself: its activations are hooked, and the gradient of the explained
+        scores reaches them through the training graph (kept for the loop's own backward pass).
+
+        The model is in train mode there, so BatchNorm normalises with batch statistics and a sample's map has
+        a small dependence on the rest of the batch; parameters' ``.grad`` are never touched (the gradient is
+        taken with respect to the activations only).
+        """
+        return _TrainingPassCAM(self, input_size)
+
+
+class _TrainingPassCAM:
+    """Hooks on the Grad-CAM layers (the last feature map when none is chosen) until the outputs arrive."""
+
+    def __init__(self, method: GradCAM, input_size: tuple[int, int]) -> None:
+        self.method, self.input_size = method, input_size
+        layers = method.target_layers or default_target_layers(method.model, input_size, method.min_grid)
+        if layers is None:
+            backbone = _backbone(method.model)
+            path = next(name for name, module in method.model.named_modules() if module is backbone)
+            layers = [f"{path}.{_last_feature_layer(backbone)}" if path else _last_feature_layer(backbone)]
+        self.capture = ActivationCapture(resolve_layers(method.model, layers)).__enter__()
+
+    def maps(self, outputs: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        self.release()
+        if not self.capture.outputs:
+            raise RuntimeError("no forward pass ran through the model since the training-pass capture was armed")
+        if not all(a.requires_grad for a in self.capture.outputs.values()):
+            raise RuntimeError("training-pass Grad-CAM needs the training forward to build a graph (it ran "
+                               "under torch.no_grad or with frozen parameters)")
+        scores, _ = target_scores(outputs, targets)
+        cams = self.method._cams(self.capture.outputs, scores, keep_graph=True)
+        self.capture.outputs.clear()
+        return to_unit_maps(cams.detach(), self.input_size)
+
+    def release(self) -> None:
+        self.capture.release()
+
+
+def _last_feature_layer(backbone: nn.Module) -> str:
+    """The module whose output is the backbone's last feature map (timm ``feature_info``)."""
+    stages = [info for info in getattr(backbone, "feature_info", []) or [] if "module" in info]
+    if not stages:
+        raise ValueError("training-pass Grad-CAM needs target_layers= for a model without timm feature_info")
+    return stages[-1]["module"]

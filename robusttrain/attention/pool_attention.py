@@ -19,6 +19,7 @@ class PoolAttention(MapMethod):
     """
 
     uses_gradients = False
+    training_pass = True
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -28,17 +29,24 @@ class PoolAttention(MapMethod):
                              "create_model(name, num_classes, attention_pool='dropkey')")
         self.pool = pools[-1]
 
-    def from_training_pass(self, size: tuple[int, int]) -> torch.Tensor:
-        """Maps ``(B, 1, *size)`` of the last training forward pass (its DropKey masks included): free maps.
-
-        Raises:
-            RuntimeError: no training forward pass has run yet.
-        """
-        if self.pool.last_training_map is None:
-            raise RuntimeError("no training forward pass yet: maps from the training pass come after one")
-        return to_unit_maps(self.pool.last_training_map, size)
+    def capture_training_pass(self, input_size: tuple[int, int]) -> _PoolCapture:
+        """The attention of the training forward pass (its DropKey masks included): free maps, no hook needed."""
+        return _PoolCapture(self.pool, input_size)
 
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
             self.model(images)
         return self.pool.token_map()
+
+
+class _PoolCapture:
+    def __init__(self, pool: AttentionPool, input_size: tuple[int, int]) -> None:
+        self.pool, self.input_size = pool, input_size
+        pool.last_training_map = None
+
+    def maps(self, outputs: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        if self.pool.last_training_map is None:
+            raise RuntimeError("no training forward pass ran through the attention pool since the capture was armed")
+        return to_unit_maps(self.pool.last_training_map.detach(), self.input_size)
+
+    def release(self) -> None: ...

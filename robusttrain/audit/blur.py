@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..attention import create_map_method
-from ..callbacks.views import probabilities
+from ..eval.views import probabilities
 from ..transforms import composite, radius_blur, region_from_maps
 
 RADII = (2, 5, 10)

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from ..data import BackgroundsChallengeDataset, ImageFolderDataset, MaskedImageDataset, WaterbirdsDataset
 from ..data.imagefolder import class_folders
 from ..data.transforms import build_eval_transform
-from ..models import create_model, load_weights, model_from_options
+from ..models import ModelConfig, create_model, load_weights
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def _collate(items: list[dict]) -> dict[str, torch.Tensor | list[str]]:
 
 
 def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn.Module:
-    """A model from a training run folder (``config.yaml`` + ``model.pt`` of ``recipes/train.py``), a weights
+    """A model from a training run folder (``model.json`` + ``model.pt`` of ``recipes/train.py``), a weights
     file (with ``arch``, the timm name), or a bare timm name (random weights: only useful as a control).
 
     Raises:
@@ -99,10 +98,14 @@ def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn
     """
     path = Path(spec)
     if path.is_dir():
-        config_file, weights = path / "config.yaml", path / "model.pt"
-        if not config_file.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{path} is not a training run folder (needs config.yaml and model.pt)")
-        model = model_from_options(yaml.safe_load(config_file.read_text()), num_classes)
+        weights = path / "model.pt"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{path} is not a finished training run folder (no model.pt)")
+        config = ModelConfig.load(path)
+        if config.num_classes != num_classes:
+            raise ValueError(f"the model in {path} has {config.num_classes} classes but the data has {num_classes}: "
+                             "audit it on data with the classes it was trained on")
+        model = config.build()
         load_weights(model, weights)
         return model
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.is_file():

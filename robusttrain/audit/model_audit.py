@@ -18,11 +18,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..attention import create_map_method
-from ..callbacks.views import probabilities, view_probabilities
-from ..eval.localization import energy_in_mask
+from ..eval.views import probabilities, view_probabilities
 from ..transforms import region_from_maps
+from .records import Record, view_records
 
-Record = dict[str, Any]
 MAP_SIZE = 16  # side of the per-image map kept in every record (uint8), for maps.npz
 
 
@@ -34,32 +33,15 @@ def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], thres
     device = next(model.parameters()).device
     images, labels = batch["image"].to(device), batch["target"].to(device)
     full = probabilities(model, images)
-    predictions = full.argmax(dim=1)
-    maps = method(images, predictions)
+    maps = method(images, full.argmax(dim=1))
     masks = batch.get("mask")
     regions = (masks.to(device) > 0.5).float() if masks is not None else region_from_maps(maps, threshold)
     on_bg, on_fg = view_probabilities(model, images, regions)
-    energy = energy_in_mask(maps, masks.to(device)) if masks is not None else None
+    records = view_records(batch["index"].tolist(), labels, full, on_bg, on_fg, regions, maps, masks,
+                           "mask" if masks is not None else "map")
     small = F.interpolate(maps, size=(MAP_SIZE, MAP_SIZE), mode="area").mul(255).round().to(torch.uint8).cpu()
-    rows = torch.arange(len(images), device=device)
-    picked = {
-        "p_label": full[rows, labels], "p_prediction": full[rows, predictions],
-        "bg_only_p_label": on_bg[rows, labels], "background_reliance": on_bg[rows, predictions],
-        "fg_only_p_label": on_fg[rows, labels], "foreground_support": on_fg[rows, predictions],
-    }
-    records = []
-    for j in range(len(images)):
-        label, prediction = int(labels[j]), int(predictions[j])
-        records.append({
-            "id": int(batch["index"][j]), "path": batch["path"][j], "label": label, "prediction": prediction,
-            "correct": label == prediction, "bg_only_prediction": int(on_bg[j].argmax()),
-            "fg_only_prediction": int(on_fg[j].argmax()),
-            **{key: round(float(value[j]), 5) for key, value in picked.items()},
-            "view_source": "mask" if masks is not None else "map",
-            "attended_share": round(float(regions[j].mean()), 5),
-            "energy_in_mask": None if energy is None else round(float(energy[j]), 5),
-            "map": small[j, 0].flatten().tolist(),
-        })
+    for j, record in enumerate(records):
+        record.update(path=batch["path"][j], map=small[j, 0].flatten().tolist())
     return records
 
 

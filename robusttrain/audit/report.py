@@ -102,7 +102,8 @@ def write_report(output: str | Path, info: dict[str, Any], class_names: Sequence
     (output / "report.json").write_text(json.dumps({**info, "records": list(records)}, indent=1))
     if records:
         with open(output / "records.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+            columns = list(dict.fromkeys(key for record in records for key in record))  # every field, first-seen order
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(records)
     parts = [f"<h1>Background-bias audit</h1><p>{html.escape(info.get('title', ''))}</p>"]

@@ -1,12 +1,13 @@
-"""Training-time callbacks that compute attention maps and reweight, background-randomize or audit batches."""
+"""Training-time callbacks that use attention maps to reweight, background-randomize or audit batches."""
 
 from .audit import AuditCallback
 from .background import BackgroundRandomizationCallback
 from .base import Callback, CallbackError, CallbackList
+from .consumer import MapConsumer
 from .joint_attention import JointAttentionCallback
-from .maps import MapCache, MapCallback, MapSchedule
 from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
 from .reweight import ReweightCallback
+from .start import StartPoint
 
 __all__ = [
     "CALLBACKS",
@@ -16,10 +17,9 @@ __all__ = [
     "CallbackError",
     "CallbackList",
     "JointAttentionCallback",
-    "MapCache",
-    "MapCallback",
-    "MapSchedule",
+    "MapConsumer",
     "ReweightCallback",
+    "StartPoint",
     "build_callbacks",
     "create_callback",
     "list_callbacks",

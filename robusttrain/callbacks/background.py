@@ -1,10 +1,11 @@
 """Background randomisation: keep the attended region, give it a new background (or hide it, MaskTune-style).
 
-With probability ``p`` per sample, the region the model attends to (``source="maps"``: a map method's maps,
-thresholded) or the true object (``source="masks"``: the dataset's masks, the oracle) is pasted onto a new
-background (:mod:`robusttrain.transforms.background`). With ``inverse=True`` the attended region itself is
-hidden instead (filled from the chosen background), so the model has to find other evidence. Attended pixels
-are kept exactly (non-inverse) and everything is driven by a generator seeded from ``(seed, step)``.
+With probability ``p`` per sample, the region the model attends to (a map source's maps, thresholded and grown)
+or the true object (``source: masks``, the dataset's masks: an oracle) is pasted onto a new background
+(:mod:`robusttrain.transforms.background`). With ``inverse=True`` the attended region itself is hidden instead
+(filled from the chosen background), so the model has to find other evidence. Attended pixels are kept exactly
+(non-inverse); the changed rows are marked in ``Batch.randomized``; every random choice comes from this
+callback's own generator, a function of ``(seed, step)``.
 """
 
 from __future__ import annotations
@@ -13,28 +14,26 @@ from typing import Any
 
 import torch
 
+from ..maps import TRUE_MASKS
 from ..transforms import MODES, composite, new_backgrounds, region_from_maps
 from ..types import Batch, TrainState
-from .maps import MapCallback
+from .consumer import MapConsumer, check_unit
 from .registry import CALLBACKS
-
-RANDOMIZED = "randomized"  # Batch.meta key: (B,) bool, which samples got a new background this step
 
 
 @CALLBACKS.register("background_randomization")
-class BackgroundRandomizationCallback(MapCallback):
+class BackgroundRandomizationCallback(MapConsumer):
     """Composite attended regions onto new backgrounds.
 
     Args:
         p: probability that a sample is changed.
         mode: ``swap`` | ``noise`` | ``mean`` | ``blur`` | ``texture`` (see the transforms module).
-        source: ``maps`` (no annotations needed) or ``masks`` (the batch's true masks; an oracle).
+        source: the map source whose maps give the region, or ``masks`` for the batch's true masks (an oracle).
         inverse: hide the attended region instead of keeping it.
-        threshold, dilate: how maps become a binary region.
-        blur_radius: for ``mode="blur"``.
-        start_step: leave batches unchanged before this optimizer step (maps of an untrained model are noise).
-        **map_options: map scheduling, state key and seed of sample choice and backgrounds (see
-            :class:`MapCallback`); the maps are not used with ``source="masks"``.
+        threshold: map value from which a pixel is attended.
+        grow: the attended region is grown by this fraction of the image side (0.03 = 2 px at 64 px).
+        blur_sigma: for ``mode="blur"``, the blur's sigma as a fraction of the image side.
+        **options: ``start``, ``start_step``, ``seed``, ``name``, ``enabled`` (see :class:`MapConsumer`).
     """
 
     order = 10
@@ -43,51 +42,46 @@ class BackgroundRandomizationCallback(MapCallback):
         self,
         p: float = 0.5,
         mode: str = "swap",
-        source: str = "maps",
+        source: str = "gradcam",
         inverse: bool = False,
         threshold: float = 0.5,
-        dilate: int = 0,
-        blur_radius: float = 5.0,
-        start_step: int = 0,
-        **map_options: Any,
+        grow: float = 0.0,
+        blur_sigma: float = 0.08,
+        **options: Any,
     ) -> None:
-        super().__init__(**map_options)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
-        if source not in ("maps", "masks"):
-            raise ValueError(f"source must be 'maps' or 'masks', got {source!r}")
+        super().__init__(source=source, **options)
         if mode not in MODES:
             raise ValueError(f"unknown background mode {mode!r}; choose from {MODES}")
-        self.p, self.mode, self.source, self.inverse = p, mode, source, inverse
-        self.threshold, self.dilate, self.blur_radius, self.start_step = threshold, dilate, blur_radius, start_step
+        self.p, self.mode, self.inverse = check_unit("p", p), mode, bool(inverse)
+        self.threshold, self.grow, self.blur_sigma = (check_unit("threshold", threshold), check_unit("grow", grow),
+                                                      check_unit("blur_sigma", blur_sigma))
         self.changed = 0
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
-        if state.global_step < self.start_step:
+        if not self.started(state):
             return batch
-        generator = torch.Generator().manual_seed(self.seed * 7_919 + state.global_step)
+        generator = self.generator(state, salt=1)
         chosen = (torch.rand(len(batch), generator=generator) < self.p).to(batch.images.device)
-        if self.source == "masks":
+        if self.source == TRUE_MASKS:
             if batch.masks is None:
-                raise ValueError("source='masks' needs batches with masks")
+                raise ValueError("source 'masks' needs batches with masks")
             regions = (batch.masks > 0.5).to(batch.images.dtype)
         else:
-            maps, available = self.schedule.maps(state, batch)
-            regions = region_from_maps(maps, self.threshold, self.dilate)
-            chosen &= available
+            found = self.source_maps(batch)
+            regions = region_from_maps(found.maps, self.threshold, self.grow)
+            chosen &= found.available
         if not chosen.any():
             return batch
-        backgrounds = new_backgrounds(batch.images, regions, self.mode, generator, self.blur_radius)
+        side = min(batch.images.shape[-2:])
+        backgrounds = new_backgrounds(batch.images, regions, self.mode, generator, self.blur_sigma * side)
         keep = 1 - regions if self.inverse else regions
         mixed = composite(batch.images, keep, backgrounds)
         images = torch.where(chosen[:, None, None, None], mixed, batch.images)
         self.changed += int(chosen.sum())
-        marked = chosen | batch.meta[RANDOMIZED] if RANDOMIZED in batch.meta else chosen  # earlier callbacks' too
-        return batch.replace(images=images, meta={**batch.meta, RANDOMIZED: marked})
+        return batch.with_randomized(images, chosen)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "changed": self.changed}
+        return {"changed": self.changed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
         self.changed = state_dict["changed"]

@@ -10,17 +10,22 @@ Loop contract::
     callbacks.on_step_end(state)
 
 A callback that changes nothing must return its inputs unchanged; disabled callbacks (``enabled=False``) are
-skipped entirely.
+skipped entirely. Attention maps are not computed by the callbacks that use them: a callback names the map
+sources it reads (``map_sources``) and :class:`CallbackList` has its :class:`~robusttrain.maps.MapProvider`
+compute each source once per step, before any callback changes the batch, on ``batch.maps[name]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 
+from ..maps import MapProvider, build_sources
 from ..types import Batch, TrainState
+
+MAPS_STATE_KEY = "map_sources"  # CallbackList.state_dict() key of the map sources' caches
 
 
 class Callback:
@@ -34,6 +39,15 @@ class Callback:
     @property
     def state_key(self) -> str:
         return type(self).__qualname__
+
+    @property
+    def map_sources(self) -> tuple[str, ...]:
+        """Names of the map sources this callback reads from ``batch.maps``."""
+        return ()
+
+    def reads_maps(self, state: TrainState) -> bool:
+        """Whether the callback reads its map sources in this step (a source nobody reads is not computed)."""
+        return bool(self.map_sources)
 
     def setup(self, state: TrainState) -> None: ...
 
@@ -63,15 +77,31 @@ class CallbackError(RuntimeError):
 
 
 class CallbackList(Callback):
-    """Several callbacks as one: sorted by ``order``, batch and loss chained, errors named."""
+    """Several callbacks as one: sorted by ``order``, batch and loss chained, errors named, maps computed once.
 
-    def __init__(self, callbacks: Sequence[Callback] = ()) -> None:
+    Args:
+        callbacks: the callbacks.
+        maps: the ``maps`` config section (source name -> :class:`~robusttrain.maps.MapSource` options) or a
+            ready :class:`~robusttrain.maps.MapProvider`. Sources the callbacks name without a declaration are
+            created from the map method of that name with its defaults.
+    """
+
+    def __init__(self, callbacks: Sequence[Callback] = (),
+                 maps: Mapping[str, Mapping[str, Any]] | MapProvider | None = None) -> None:
         super().__init__()
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         keys = [cb.state_key for cb in self.callbacks]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"callbacks share state keys {duplicates}; give each instance a distinct name")
+        if MAPS_STATE_KEY in keys:
+            raise ValueError(f"state key {MAPS_STATE_KEY!r} is reserved for the map sources")
+        referenced = {name for cb in self.callbacks for name in cb.map_sources}
+        self.maps = maps if isinstance(maps, MapProvider) else MapProvider(build_sources(maps, referenced))
+
+    @property
+    def map_sources(self) -> tuple[str, ...]:
+        return tuple(self.maps.sources)
 
     def _each(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -92,12 +122,16 @@ class CallbackList(Callback):
         self._each("on_epoch_start", state)
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
-        for cb in self.callbacks:
-            if cb.enabled:
-                batch = self._call(cb, "on_batch_start", state, batch)
+        active = [cb for cb in self.callbacks if cb.enabled]
+        wanted = {name for cb in active if self._call(cb, "reads_maps", state) for name in cb.map_sources}
+        batch = self.maps.begin_step(state, batch, wanted)
+        for cb in active:
+            batch = self._call(cb, "on_batch_start", state, batch)
+        self.maps.arm(state, batch, {name for cb in active for name in cb.map_sources})  # hook the training forward
         return batch
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        batch = self.maps.after_forward(batch, outputs)
         for cb in self.callbacks:
             if cb.enabled:
                 losses = self._call(cb, "on_loss", state, batch, outputs, losses)
@@ -107,21 +141,24 @@ class CallbackList(Callback):
         return losses
 
     def on_step_end(self, state: TrainState) -> None:
+        self.maps.release()  # a capture armed for a forward that never came to on_loss
         self._each("on_step_end", state)
 
     def on_epoch_end(self, state: TrainState) -> None:
         self._each("on_epoch_end", state)
 
     def teardown(self, state: TrainState) -> None:
+        self.maps.release()
         self._each("teardown", state)
 
     def state_dict(self) -> dict[str, Any]:
-        return {cb.state_key: cb.state_dict() for cb in self.callbacks}
+        return {MAPS_STATE_KEY: self.maps.state_dict(), **{cb.state_key: cb.state_dict() for cb in self.callbacks}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        unknown = sorted(set(state_dict) - {cb.state_key for cb in self.callbacks})
+        unknown = sorted(set(state_dict) - {cb.state_key for cb in self.callbacks} - {MAPS_STATE_KEY})
         if unknown:
             raise ValueError(f"checkpoint holds state for callbacks that are not configured: {unknown}")
+        self.maps.load_state_dict(state_dict.get(MAPS_STATE_KEY, {}))
         for cb in self.callbacks:
             if cb.state_key in state_dict:
                 cb.load_state_dict(state_dict[cb.state_key])

@@ -15,6 +15,7 @@ from ..models.attention_head import find_attention_head
 from ..types import Batch, TrainState
 from .base import Callback
 from .registry import CALLBACKS
+from .start import StartPoint
 
 REPLACEMENTS = ("noise", "swap", "mean")
 MATCHES = ("target", "logits")
@@ -63,9 +64,10 @@ class JointAttentionCallback(Callback):
         blend: ``soft`` keeps each pixel in proportion W (the paper); ``sample`` keeps it with probability W
             (relaxed Bernoulli at ``temperature``), so a half-kept object pixel is fully replaced half the
             time, which pushes W towards 0/1 and sharpens the maps.
-        start_step: the task loss alone before this optimizer step, so that the background term first meets a
+        start: the task loss alone before this fraction of training, so that the background term first meets a
             model that already reads the object (a head trained against an untrained model tends to fade).
             With several processes the head gets zero gradients meanwhile (DDP needs one for every parameter).
+        start_step: the same as an optimizer step.
 
     Needs ``state.model`` to contain an attention head (``create_model(..., attention_head=True)``).
     """
@@ -82,7 +84,8 @@ class JointAttentionCallback(Callback):
         match: str = "target",
         blend: str = "soft",
         temperature: float = 0.3,
-        start_step: int = 0,
+        start: float = 0.0,
+        start_step: int | None = None,
         enabled: bool = True,
     ) -> None:
         super().__init__(enabled)
@@ -94,20 +97,18 @@ class JointAttentionCallback(Callback):
             raise ValueError(f"unknown blend {blend!r}; choose from {list(BLENDS)}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if start_step < 0:
-            raise ValueError(f"start_step must be >= 0, got {start_step}")
         if not 0 <= background_area <= 1:
             raise ValueError(f"background_area (S_R) must be in [0, 1], got {background_area}")
         if min(task_weight, background_weight, area_weight) < 0:
             raise ValueError("loss weights a, b, c must be >= 0")
         self.task_weight, self.background_weight, self.area_weight = task_weight, background_weight, area_weight
         self.background_area, self.replacement, self.match = background_area, replacement, match
-        self.blend, self.temperature, self.start_step = blend, temperature, start_step
+        self.blend, self.temperature, self.start = blend, temperature, StartPoint(start, start_step)
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if state.model is None:
             raise ValueError("joint_attention needs state.model (the model being trained)")
-        warming_up = state.global_step < self.start_step
+        warming_up = not self.start.reached(state)
         if warming_up and state.world_size == 1:
             return self.task_weight * losses
         attention = find_attention_head(state.model)(batch.images)

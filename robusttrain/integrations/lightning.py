@@ -53,6 +53,8 @@ class RobustTrainLightningCallback(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._sync(trainer, pl_module)
+        steps = trainer.estimated_stepping_batches  # the run's budget: callbacks' `start` is a share of it
+        self.state.total_steps = int(steps) if steps != float("inf") else None
         self.callbacks.on_epoch_start(self.state)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:

@@ -52,6 +52,7 @@ class RobustTrainTrainerCallback(TrainerCallback):
 
     def _sync(self, state: Any, model: Any) -> None:
         self.train_state.global_step, self.train_state.epoch = state.global_step, int(state.epoch or 0)
+        self.train_state.total_steps = state.max_steps or None
         self.train_state.is_main_process = state.is_world_process_zero
         current = self.train_state.model
         if model is not None and not (isinstance(current, LogitsOnly) and current.model is model):

@@ -2,7 +2,8 @@
 
 from .attention_head import AttentionHead, JointAttentionModel, find_attention_head
 from .attention_pool import AttentionPool, AttentionPoolNet
-from .factory import ImageModel, create_model, load_weights, model_from_options
+from .config import ModelConfig
+from .factory import ImageModel, create_model, load_weights
 
 __all__ = [
     "AttentionHead",
@@ -10,8 +11,8 @@ __all__ = [
     "AttentionPoolNet",
     "ImageModel",
     "JointAttentionModel",
+    "ModelConfig",
     "create_model",
     "find_attention_head",
     "load_weights",
-    "model_from_options",
 ]

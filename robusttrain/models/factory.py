@@ -6,7 +6,6 @@ methods, IN-9 variants) works on plain ``[0, 1]`` images, whatever statistics th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +113,6 @@ def create_model(
         load_weights(model, checkpoint)
     return model
 
-
-def model_from_options(options: Mapping[str, Any], num_classes: int,
-                       checkpoint: str | Path | None = None) -> ImageModel | JointAttentionModel:
-    """The model that ``recipes/train.py``'s options (or the ``config.yaml`` a run saves) describe."""
-    extra = {"output_stride": options["output_stride"]} if options.get("output_stride") else {}
-    return create_model(options["model"], num_classes, checkpoint=checkpoint, drop_rate=options.get("drop_rate", 0.0),
-                        attention_pool=options.get("attention_pool"), mask_ratio=options.get("mask_ratio", 0.1),
-                        attention_head=options.get("attention_head", False), head_width=options.get("head_width", 32),
-                        head_max_size=options.get("head_max_size"), **extra)
 
 def load_weights(model: ImageModel | JointAttentionModel, checkpoint: str | Path) -> list[str]:
     """Load a local checkpoint into ``model``; returns the names of skipped (shape-mismatched) tensors.

@@ -23,9 +23,11 @@ from .compositing import check_pair, only_bg_tiled
 MODES = ("swap", "noise", "mean", "blur", "texture")
 
 
-def region_from_maps(maps: torch.Tensor, threshold: float = 0.5, dilate: int = 0) -> torch.Tensor:
-    """Binary attended region ``(B, 1, H, W)``: map >= threshold, grown by ``dilate`` pixels."""
+def region_from_maps(maps: torch.Tensor, threshold: float = 0.5, grow: float = 0.0) -> torch.Tensor:
+    """Binary attended region ``(B, 1, H, W)``: map >= threshold, grown by ``grow`` x the image side (in pixels,
+    rounded: 0.03 grows a 64 px image's region by 2 px and a 448 px image's by 13 px)."""
     region = (maps >= threshold).to(maps.dtype)
+    dilate = round(grow * min(maps.shape[-2:]))
     if dilate > 0:
         region = F.max_pool2d(region, 2 * dilate + 1, stride=1, padding=dilate)
     return region

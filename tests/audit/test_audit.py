@@ -111,7 +111,8 @@ def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Pat
     earlier = [{"id": i, "path": "earlier", "label": 0, "prediction": 0, "correct": True, "bg_only_prediction": 0,
                 "fg_only_prediction": 0, "p_label": 0.5, "p_prediction": 0.5, "bg_only_p_label": 0.5,
                 "background_reliance": 0.5, "fg_only_p_label": 0.5, "foreground_support": 0.5,
-                "view_source": "mask", "attended_share": 0.1, "energy_in_mask": 0.5} for i in test_ids[:2]]
+                "view_source": "mask", "attended_share": 0.1, "map_mean": 0.1, "peak_yx": [0, 0],
+                "energy_in_mask": 0.5} for i in test_ids[:2]]
     (output / "records.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in earlier))
     assert main(args) == 0
     report = json.loads((output / "report.json").read_text())

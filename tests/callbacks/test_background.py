@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robusttrain.callbacks import BackgroundRandomizationCallback
+from robusttrain.callbacks import BackgroundRandomizationCallback, CallbackList
 from robusttrain.transforms import MODES
 from robusttrain.types import Batch, TrainState
 
@@ -32,8 +32,8 @@ def test_randomisation_keeps_the_attended_region_exactly(mode: str) -> None:
 
 def test_maps_source_pastes_the_region_a_model_attends_to() -> None:
     batch = _batch()
-    callback = BackgroundRandomizationCallback(p=1.0, mode="noise", method="gradcam", threshold=0.5)
-    out = callback.on_batch_start(TrainState(model=RedDetector().eval(), global_step=0), batch)
+    callback = BackgroundRandomizationCallback(p=1.0, mode="noise", source="gradcam", threshold=0.5)
+    out = CallbackList([callback]).on_batch_start(TrainState(model=RedDetector().eval(), global_step=0), batch)
     inside = batch.masks.expand_as(batch.images) > 0.5
     kept = (out.images == batch.images).all(dim=1, keepdim=True).expand_as(batch.images)
     # The red squares (what the detector looks at) survive; most of the background does not.
@@ -56,9 +56,13 @@ def test_start_step_and_bad_options() -> None:
     batch = _batch()
     callback = BackgroundRandomizationCallback(p=1.0, source="masks", start_step=10)
     assert callback.on_batch_start(TrainState(global_step=9), batch) is batch
-    with pytest.raises(ValueError, match="needs batches with masks"):
+    with pytest.raises(ValueError, match="source 'masks' needs batches with masks"):
         BackgroundRandomizationCallback(p=1.0, source="masks").on_batch_start(TrainState(), batch.replace(masks=None))
-    with pytest.raises(ValueError, match="source must be"):
-        BackgroundRandomizationCallback(source="labels")
-    with pytest.raises(ValueError, match="p must be in"):
+    with pytest.raises(ValueError, match="source must be the name of a map source"):
+        BackgroundRandomizationCallback(source="")
+    with pytest.raises(ValueError, match="p must be a number in"):
         BackgroundRandomizationCallback(p=1.5)
+    with pytest.raises(ValueError, match="grow must be a number in"):
+        BackgroundRandomizationCallback(grow="2px")
+    with pytest.raises(ValueError, match="give start .* or start_step .*, not both"):
+        BackgroundRandomizationCallback(start=0.5, start_step=3)

@@ -47,7 +47,7 @@ def test_lightning_runs_the_hooks_and_the_map_callbacks(tiny_benchmark: Path) ->
     assert recorder.calls.count("batch") == recorder.calls.count("loss") == recorder.calls.count("step") == 3
     state = json.loads(json.dumps(adapter.state_dict()))
     assert state["Recorder"] == {"calls": len(recorder.calls)}
-    assert len(state["ReweightCallback"]["schedule"]["cache"]["ids"]) == 48
+    assert len(state["map_sources"]["gradcam"]["cache"]["ids"]) == 48
 
 
 def test_lightning_honours_should_stop(tiny_benchmark: Path) -> None:

@@ -21,9 +21,11 @@ from robusttrain.models import create_model
 ROOT = Path(__file__).resolve().parents[2]
 # 160 train samples in batches of 24 per process: 7 batches, so the second process's last batch is padding.
 EVERY_CALLBACK = ("[{name: joint_attention, background_area: 0.9, start_step: 2},"
-                  " {name: reweight, alpha: 2.0, method: attention_head, fraction: 0.5},"
-                  " {name: background_randomization, p: 0.5, mode: swap, method: gradcam, every: 2},"
-                  " {name: audit, method: gradcam}]")
+                  " {name: reweight, alpha: 2.0, source: head},"
+                  " {name: background_randomization, p: 0.5, mode: swap, source: free, start: 0.25},"
+                  " {name: audit, source: gradcam}]")
+EVERY_SOURCE = ("{head: {method: attention_head, fraction: 0.5}, gradcam: {method: gradcam},"
+                " free: {method: gradcam, from_training_pass: true}}")
 
 
 def _free_port() -> int:
@@ -51,7 +53,8 @@ def _train(data: Path, out: Path, processes: int, batch_size: int, *extra: str) 
 def test_every_callback_runs_on_two_processes_and_the_audit_covers_each_sample_once(
     tiny_benchmark: Path, tmp_path: Path
 ) -> None:
-    metrics = _train(tiny_benchmark, tmp_path, 2, 24, "--attention-head", "--callbacks", EVERY_CALLBACK)
+    metrics = _train(tiny_benchmark, tmp_path, 2, 24, "--attention-head", "--maps", EVERY_SOURCE,
+                     "--callbacks", EVERY_CALLBACK)
     assert metrics["num_processes"] == 2 and metrics["global_step"] == 2 * 4
     train_ids = sorted(r.sample_id for r in WaterbirdsDataset(tiny_benchmark, "train").records)
     for epoch in (0, 1):
@@ -64,9 +67,10 @@ def test_every_callback_runs_on_two_processes_and_the_audit_covers_each_sample_o
 
 @pytest.mark.slow
 def test_two_processes_resume_each_with_its_own_callback_state(tiny_benchmark: Path, tmp_path: Path) -> None:
-    callbacks = ("[{name: reweight, alpha: 2.0, fraction: 0.5},"
-                 " {name: background_randomization, p: 0.5, mode: swap, method: gradcam}, {name: audit}]")
-    extra = ("--callbacks", callbacks)
+    callbacks = ("[{name: reweight, alpha: 2.0, source: half},"
+                 " {name: background_randomization, p: 0.5, mode: swap, source: free}, {name: audit}]")
+    maps = "{half: {method: gradcam, fraction: 0.5}, free: {method: gradcam, from_training_pass: true}}"
+    extra = ("--maps", maps, "--callbacks", callbacks)
     _train(tiny_benchmark, tmp_path / "straight", 2, 24, *extra)
     _train(tiny_benchmark, tmp_path / "split", 2, 24, "--max-steps", "3", *extra)  # mid-epoch 1 of 4 steps
     _train(tiny_benchmark, tmp_path / "split", 2, 24, "--resume", "auto", *extra)

@@ -27,9 +27,11 @@ def _args(data: Path, out: Path, *extra: str) -> list[str]:
             "--variant-pool-size", "64", *extra]
 
 
-CALLBACKS = ("[{name: reweight, alpha: 2.0, every: 2, fraction: 0.5},"
-             " {name: background_randomization, p: 0.5, mode: swap, fraction: 0.5},"
-             " {name: audit, fraction: 0.25}]")
+# Two map sources: one before the step (every 2nd step, half of each batch) and one read off the training pass.
+MAPS = "{gradcam: {method: gradcam, every: 2, fraction: 0.5}, free: {method: gradcam, from_training_pass: true}}"
+CALLBACKS = ("[{name: reweight, alpha: 2.0, source: free},"
+             " {name: background_randomization, p: 0.5, mode: swap, source: gradcam, start: 0.2},"
+             " {name: audit, source: gradcam}]")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -39,12 +41,12 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("callbacks", ["[]", CALLBACKS], ids=["plain", "with_callbacks"])
 def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp_path: Path, callbacks: str) -> None:
     recipe = _recipe()
-    recipe.main(_args(tiny_benchmark, tmp_path / "straight", "--callbacks", callbacks))
+    recipe.main(_args(tiny_benchmark, tmp_path / "straight", "--maps", MAPS, "--callbacks", callbacks))
     # 160 samples / 32 = 5 steps per epoch: stop after 7 steps (mid-epoch 2), then resume.
-    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7", "--callbacks", callbacks))
+    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7", "--maps", MAPS, "--callbacks", callbacks))
     progress = json.loads(next((tmp_path / "split" / "checkpoints").glob("step_00000007/progress.json")).read_text())
     assert progress == {**progress, "epoch": 1, "step_in_epoch": 2, "global_step": 7}
-    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto", "--callbacks", callbacks))
+    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto", "--maps", MAPS, "--callbacks", callbacks))
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert straight.keys() == resumed.keys()
     for key in straight:
@@ -61,8 +63,8 @@ def test_disabled_callbacks_change_nothing(tiny_benchmark: Path, tmp_path: Path)
     recipe = _recipe()
     disabled = CALLBACKS.replace("}", ", enabled: false}")
     recipe.main(_args(tiny_benchmark, tmp_path / "none", "--max-steps", "4"))
-    recipe.main(_args(tiny_benchmark, tmp_path / "off", "--max-steps", "4", "--callbacks", disabled))
-    recipe.main(_args(tiny_benchmark, tmp_path / "on", "--max-steps", "4", "--callbacks", CALLBACKS))
+    recipe.main(_args(tiny_benchmark, tmp_path / "off", "--max-steps", "4", "--maps", MAPS, "--callbacks", disabled))
+    recipe.main(_args(tiny_benchmark, tmp_path / "on", "--max-steps", "4", "--maps", MAPS, "--callbacks", CALLBACKS))
     none, off, on = (_weights(tmp_path / name) for name in ("none", "off", "on"))
     assert all(torch.equal(none[k], off[k]) for k in none)
     assert not all(torch.equal(none[k], on[k]) for k in none)
@@ -99,7 +101,7 @@ def test_recipe_runs_from_the_command_line_with_a_config(tiny_benchmark: Path, t
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchmark: Path, tmp_path: Path) -> None:
     """SIGKILL mid-epoch (not a clean stop), resume from the last complete checkpoint, compare everything."""
-    extra = ("--epochs", "3", "--checkpoint-every", "2", "--callbacks", CALLBACKS)
+    extra = ("--epochs", "3", "--checkpoint-every", "2", "--maps", MAPS, "--callbacks", CALLBACKS)
     recipe = _recipe()
     recipe.main(_args(tiny_benchmark, tmp_path / "straight", *extra))
     killed = tmp_path / "killed"
