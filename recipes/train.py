@@ -351,10 +351,28 @@ def evaluate(
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_with_config(build_parser(), argv)
+# Smallest value each numeric option takes (the flag's name is in the message when it is below).
+MINIMUM = {"epochs": 1, "batch_size": 1, "image_size": 8, "eval_batch_size": 1, "max_steps": 0, "num_workers": 0,
+           "checkpoint_every": 0, "keep_checkpoints": 1, "variant_pool_size": 1, "benchmark_classes": 2,
+           "head_width": 1, "momentum": 0.0, "weight_decay": 0.0, "drop_rate": 0.0, "mask_ratio": 0.0}
+
+
+def check_ranges(args: argparse.Namespace) -> None:
+    """Refuse out-of-range options by flag name (they would otherwise fail deep inside with another message)."""
+    for dest, low in MINIMUM.items():
+        value = getattr(args, dest)
+        if not math.isfinite(value) or value < low:
+            raise SystemExit(f"--{dest.replace('_', '-')} must be >= {low}, got {value}")
     if not math.isfinite(args.lr) or args.lr <= 0:
         raise SystemExit(f"--lr must be a positive number, got {args.lr}")
+    if not 0 < args.benchmark_fraction <= 1 or not 0 <= args.benchmark_correlation <= 1:
+        raise SystemExit(f"--benchmark-fraction must be in (0, 1] and --benchmark-correlation in [0, 1], got "
+                         f"{args.benchmark_fraction} and {args.benchmark_correlation}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_with_config(build_parser(), argv)
+    check_ranges(args)
     train(args)
     # NOTE: an exiting process whose gloo process group is still alive can abort in the group's threads
     # ("terminate called without an active exception"); destroy it before the interpreter shuts down.

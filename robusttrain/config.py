@@ -24,23 +24,68 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``-c/--config FILE`` (repeatable: later files override earlier ones) first, use the files' keys as
-    defaults of ``parser``, then parse the remaining flags.
+BOOLEAN_ACTIONS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)
+
+
+def checked_value(action: argparse.Action, value: Any, where: str) -> Any:
+    """A config file's ``value`` for ``action``'s option, converted and checked exactly as the flag's text would be
+    (type, choices, booleans), so a config file cannot set what the command line would refuse.
 
     Raises:
-        ValueError: a YAML file names an option that ``parser`` does not have (with the valid names).
+        ValueError: naming ``where`` (file and key), what was expected and what was given.
+    """
+    if isinstance(action, BOOLEAN_ACTIONS):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+        return value
+    if value is None:
+        return None
+    convert = action.type
+    if isinstance(value, str) and convert is not None:
+        try:
+            value = convert(value)  # as argparse converts the flag's text
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
+    elif convert is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    elif convert is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        value = float(value)
+    elif convert is None and not isinstance(value, str):
+        raise ValueError(f"{where} must be a string, got {value!r}")
+    elif convert not in (None, int, float):
+        try:
+            value = convert(value)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"{where} must be one of {list(action.choices)}, got {value!r}")
+    return value
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``-c/--config FILE`` (repeatable: later files override earlier ones) first, use the files' keys as
+    defaults of ``parser``, then parse the remaining flags. Every file value is checked as its flag would be.
+
+    Raises:
+        ValueError: a YAML file names an option that ``parser`` does not have (with the valid names), or gives
+            a value its flag would refuse (naming the file and key).
     """
     config_parser = argparse.ArgumentParser(add_help=False)
     config_parser.add_argument("-c", "--config", action="append", default=[])
     known, remaining = config_parser.parse_known_args(argv)
-    valid = {action.dest for action in parser._actions}
+    actions = {action.dest: action for action in parser._actions}
     for path in known.config:
         values = load_config(path)
-        unknown = sorted(k for k in values if k.replace("-", "_") not in valid)
+        unknown = sorted(k for k in values if k.replace("-", "_") not in actions)
         if unknown:
-            raise ValueError(f"config {path} has unknown options {unknown}; valid options: {sorted(valid)}")
-        parser.set_defaults(**{k.replace("-", "_"): v for k, v in values.items()})
+            raise ValueError(f"config {path} has unknown options {unknown}; valid options: {sorted(actions)}")
+        checked = {}
+        for key, value in values.items():
+            dest = key.replace("-", "_")
+            checked[dest] = checked_value(actions[dest], value, f"config {path}: {key}")
+        parser.set_defaults(**checked)
     args = parser.parse_args(remaining)
     args.config = known.config
     return args

@@ -35,3 +35,27 @@ def test_unknown_or_malformed_config_is_named(tmp_path: Path) -> None:
         parse_with_config(_parser(), ["-c", str(config)])
     with pytest.raises(FileNotFoundError, match="config file not found"):
         parse_with_config(_parser(), ["-c", str(tmp_path / "nope.yaml")])
+
+
+def test_config_values_are_checked_as_their_flags_would_be(tmp_path: Path) -> None:
+    """Each value a flag would refuse is refused from YAML too, naming the key (it used to train something else)."""
+    parser = _parser()
+    parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--attention-head", action="store_true")
+    parser.add_argument("--generate", action=argparse.BooleanOptionalAction, default=False)
+    config = tmp_path / "c.yaml"
+    for text, message in [("optimizer: adam", r"optimizer must be one of \['sgd', 'adamw'\], got 'adam'"),
+                          ("optimizer: SGD", "got 'SGD'"),
+                          ("attention_head: 'false'", "attention_head must be true or false, got 'false'"),
+                          ("generate: 1", "generate must be true or false, got 1"),
+                          ("epochs: 1.5", "epochs must be an integer, got 1.5"),
+                          ("epochs: ten", "invalid literal"),
+                          ("lr: fast", "could not convert"),
+                          ("model: 18", "model must be a string, got 18")]:
+        config.write_text(text + "\n")
+        with pytest.raises(ValueError, match=message):
+            parse_with_config(parser, ["-c", str(config)])
+    config.write_text("epochs: '12'\nlr: 1\nattention_head: true\n")  # text converts as on the command line
+    args = parse_with_config(parser, ["-c", str(config)])
+    assert args.epochs == 12 and args.lr == 1.0 and isinstance(args.lr, float) and args.attention_head is True

@@ -36,7 +36,7 @@ class AuditCallback(MapConsumer):
         flag_confidence: a sample is flagged when the background-only view gives its label at least this
             probability while the foreground-only view does not.
         threshold: map threshold for the attended region.
-        **options: ``source``, ``start``, ``start_step``, ``seed``, ``name``, ``enabled`` (see
+        **options: ``source``, ``start``, ``start_step``, ``seed``, ``key``, ``enabled`` (see
             :class:`MapConsumer`).
     """
 

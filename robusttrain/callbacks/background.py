@@ -33,7 +33,7 @@ class BackgroundRandomizationCallback(MapConsumer):
         threshold: map value from which a pixel is attended.
         grow: the attended region is grown by this fraction of the image side (0.03 = 2 px at 64 px).
         blur_sigma: for ``mode="blur"``, the blur's sigma as a fraction of the image side.
-        **options: ``start``, ``start_step``, ``seed``, ``name``, ``enabled`` (see :class:`MapConsumer`).
+        **options: ``start``, ``start_step``, ``seed``, ``key``, ``enabled`` (see :class:`MapConsumer`).
     """
 
     order = 10

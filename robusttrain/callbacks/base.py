@@ -29,16 +29,25 @@ MAPS_STATE_KEY = "map_sources"  # CallbackList.state_dict() key of the map sourc
 
 
 class Callback:
-    """Base class; override the hooks you need. ``state_dict`` must be plain JSON-able Python."""
+    """Base class; override the hooks you need. ``state_dict`` must be plain JSON-able Python.
+
+    Args:
+        enabled: ``False`` skips every hook.
+        key: the state key (default: the class name); give two instances of one callback distinct keys.
+    """
 
     order: ClassVar[int] = 0
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool = True, key: str | None = None) -> None:
+        if not isinstance(enabled, bool):
+            raise ValueError(f"enabled must be true or false, got {enabled!r}")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        self.enabled, self.key = enabled, key
 
     @property
     def state_key(self) -> str:
-        return type(self).__qualname__
+        return self.key or type(self).__qualname__
 
     @property
     def map_sources(self) -> tuple[str, ...]:
@@ -93,7 +102,8 @@ class CallbackList(Callback):
         keys = [cb.state_key for cb in self.callbacks]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
-            raise ValueError(f"callbacks share state keys {duplicates}; give each instance a distinct name")
+            raise ValueError(f"callbacks share state keys {duplicates}; give each instance a distinct key "
+                             "(`key: ...` in its config entry)")
         if MAPS_STATE_KEY in keys:
             raise ValueError(f"state key {MAPS_STATE_KEY!r} is reserved for the map sources")
         referenced = {name for cb in self.callbacks for name in cb.map_sources}

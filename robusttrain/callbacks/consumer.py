@@ -28,22 +28,18 @@ class MapConsumer(Callback):
         start: act from this fraction of training on (``TrainState.total_steps``), the same on any dataset.
         start_step: act from this optimizer step instead (for users who think in steps).
         seed: seed of the callback's own random choices, drawn from ``(seed, step)``.
-        name: state key, so several instances of one callback can run together.
+        key: state key, so several instances of one callback can run together.
         enabled: ``False`` skips every hook.
     """
 
     def __init__(self, source: str = "gradcam", start: float = 0.0, start_step: int | None = None, seed: int = 0,
-                 name: str | None = None, enabled: bool = True) -> None:
-        super().__init__(enabled)
+                 key: str | None = None, enabled: bool = True) -> None:
+        super().__init__(enabled, key)
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be the name of a map source, got {source!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        self.source, self.start, self.seed, self.name = source, StartPoint(start, start_step), seed, name
-
-    @property
-    def state_key(self) -> str:
-        return self.name or type(self).__qualname__
+        self.source, self.start, self.seed = source, StartPoint(start, start_step), seed
 
     @property
     def map_sources(self) -> tuple[str, ...]:

@@ -87,8 +87,9 @@ class JointAttentionCallback(Callback):
         start: float = 0.0,
         start_step: int | None = None,
         enabled: bool = True,
+        key: str | None = None,
     ) -> None:
-        super().__init__(enabled)
+        super().__init__(enabled, key)
         if replacement not in REPLACEMENTS:
             raise ValueError(f"unknown background replacement {replacement!r}; choose from {list(REPLACEMENTS)}")
         if match not in MATCHES:

@@ -32,7 +32,7 @@ class ReweightCallback(MapConsumer):
         skip_randomized: samples a background randomization replaced this step (``Batch.randomized``) keep
             weight 1 (before normalisation): their background was drawn at random, so how well it predicts the
             label says nothing about the sample.
-        **options: ``source``, ``start``, ``start_step``, ``seed``, ``name``, ``enabled`` (see
+        **options: ``source``, ``start``, ``start_step``, ``seed``, ``key``, ``enabled`` (see
             :class:`MapConsumer`).
     """
 

@@ -94,3 +94,11 @@ def test_build_callbacks_from_config_entries() -> None:
         build_callbacks([{"alpha": 2.0}])
     with pytest.raises(ValueError, match="unknown background mode 'sawp'"):
         build_callbacks([{"name": "background_randomization", "mode": "sawp"}])
+    with pytest.raises(ValueError, match=r"callback 'reweight': alpha must be a number >= 0, got 'four'"):
+        build_callbacks([{"name": "reweight", "alpha": "four"}])
+    with pytest.raises(ValueError, match=r"'methd'.*valid options: \['alpha', .*'source'"):
+        build_callbacks([{"name": "reweight", "methd": "gradcam"}])
+    with pytest.raises(ValueError, match="distinct key"):
+        build_callbacks([{"name": "reweight"}, {"name": "reweight"}])
+    two = build_callbacks([{"name": "reweight", "key": "soft", "alpha": 1.0}, {"name": "reweight", "key": "hard"}])
+    assert sorted(cb.state_key for cb in two.callbacks) == ["hard", "soft"]

@@ -126,3 +126,13 @@ def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchm
     states = [torch.load(run / "checkpoints" / "step_00000015" / "process_0.pt", weights_only=False)["callbacks"]
               for run in runs]
     assert json.dumps(states[0], sort_keys=True) == json.dumps(states[1], sort_keys=True)
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [("--batch-size", "0", "--batch-size must be >= 1, got 0"),
+                                                        ("--image-size", "0", "--image-size must be >= 8, got 0"),
+                                                        ("--epochs", "-1", "--epochs must be >= 1"),
+                                                        ("--lr", "nan", "--lr must be a positive number")])
+def test_out_of_range_options_are_refused_by_flag_name(tmp_path: Path, flag: str, value: str, message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        _recipe().main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), flag, value])
+    assert not (tmp_path / "out").exists()  # refused before anything is written
