@@ -43,6 +43,7 @@ from robusttrain.data import (
 )
 from robusttrain.eval import evaluate_groups, evaluate_in9_folders, evaluate_variants
 from robusttrain.models import ModelConfig
+from robusttrain.models.config import MODEL_FILE
 from robusttrain.types import Batch, TrainState
 
 PROGRESS_FILE = "progress.json"
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0 = per epoch)")
     run.add_argument("--keep-checkpoints", type=int, default=2)
     run.add_argument("--resume", default=None, help="checkpoint folder, or 'auto' for the newest in --output-dir")
+    run.add_argument("--overwrite", action="store_true", help="train into a folder that holds a finished run")
     run.add_argument("--eval-batch-size", type=int, default=256)
     run.add_argument("--variant-pool-size", type=int, default=2000,
                      help="training images whose backgrounds feed the Mixed-* variants")
@@ -221,16 +223,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                      correlation=args.benchmark_correlation, seed=args.benchmark_seed)
             generate_benchmark(args.data_dir, config.scaled(args.benchmark_fraction))
         accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(args, output_dir / "config.yaml")
+    if (output_dir / "metrics.json").is_file() and not args.resume and not args.overwrite:
+        raise SystemExit(f"{output_dir} holds a finished run (metrics.json); pass --overwrite to replace it, "
+                         "or another --output-dir")
 
     datasets = build_datasets(args)
     train_set = datasets["train"]
     config = model_config(args, train_set.num_classes)
+    if args.resume and (output_dir / MODEL_FILE).is_file() and ModelConfig.load(output_dir) != config:
+        raise SystemExit(f"cannot resume {output_dir}: its model is {ModelConfig.load(output_dir)}, these options "
+                         f"describe {config} (check --model and the other Model options)")
     model = config.build(checkpoint=args.checkpoint)
-    if accelerator.is_main_process:
-        config.save(output_dir)
     sampler = EpochShuffleSampler(len(train_set), seed=args.seed)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
@@ -261,6 +264,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
 
     max_steps = args.max_steps or args.epochs * steps_per_epoch
+    if progress.setdefault("steps_per_epoch", steps_per_epoch) != steps_per_epoch:
+        raise SystemExit(f"cannot resume {output_dir} with {steps_per_epoch} steps per epoch: the run was started "
+                         f"with {progress['steps_per_epoch']} (keep --batch-size and the number of processes as they "
+                         "were; the checkpoint's step counts are in those units)")
+    # The run is known to start: only now are its options written (a refused invocation leaves them as they were).
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(args, output_dir / "config.yaml")
+        config.save(output_dir)
     state.global_step, state.total_steps = progress["global_step"], max_steps
     callbacks.setup(state)
     start = time.perf_counter()

@@ -33,7 +33,8 @@ def open_dataset(path: str | Path, split: str = "train", image_size: int | None 
     * class folders, directly or under ``path/<split>/``, with masks from ``masks_dir`` when given.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist; ValueError: no layout recognised (names what was looked for).
+        FileNotFoundError: ``path`` does not exist; ValueError: no layout recognised (names what was looked for), or
+            an ImageFolder tree with split folders that lacks ``split``.
     """
     root = Path(path)
     if not root.is_dir():
@@ -43,7 +44,10 @@ def open_dataset(path: str | Path, split: str = "train", image_size: int | None 
         return WaterbirdsDataset(root, split, transform, masks_dir)
     if (root / "original").is_dir():
         return BackgroundsChallengeDataset(root, "original", split, transform)
-    folder = root / split if (root / split).is_dir() else root
+    present = [name for name in ("train", "val", "test") if (root / name).is_dir()]
+    if present and split not in present:
+        raise ValueError(f"{root} has split folders {present} but no {split}/: choose --split from them")
+    folder = root / split if split in present else root
     masks = Path(masks_dir) / split if masks_dir and (Path(masks_dir) / split).is_dir() else masks_dir
     if not class_folders(folder):
         raise ValueError(f"no dataset layout recognised at {root}: expected metadata.csv (Waterbirds), "

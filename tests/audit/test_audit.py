@@ -154,3 +154,14 @@ def test_report_renders_every_image_in_headless_chromium(tiny_benchmark: Path, t
     images = int(page.split('data-images="')[1].split('"')[0])
     rendered = int(page.split('data-rendered="')[1].split('"')[0])
     assert images >= 1 + 2 * 3 and rendered == images  # bar chart + two heat-map grids, all decoded
+
+
+def test_a_split_the_imagefolder_tree_lacks_is_refused_not_replaced_by_the_root(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp_path / "train" / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "train" / label / "0.png")
+    assert len(open_dataset(tmp_path, "train", 8)) == 2
+    with pytest.raises(ValueError, match=r"split folders \['train'\] but no test/"):
+        open_dataset(tmp_path, "test", 8)

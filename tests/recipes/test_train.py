@@ -136,3 +136,17 @@ def test_out_of_range_options_are_refused_by_flag_name(tmp_path: Path, flag: str
     with pytest.raises(SystemExit, match=message):
         _recipe().main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), flag, value])
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_a_refused_invocation_leaves_the_run_folder_as_it_was(tiny_benchmark: Path, tmp_path: Path) -> None:
+    recipe, run = _recipe(), tmp_path / "run"
+    recipe.main(_args(tiny_benchmark, run, "--max-steps", "2"))
+    written = {name: (run / name).read_text() for name in ("config.yaml", "model.json", "metrics.json")}
+    with pytest.raises(SystemExit, match="finished run"):
+        recipe.main(_args(tiny_benchmark, run, "--max-steps", "2", "--lr", "0.5"))
+    with pytest.raises(SystemExit, match="cannot resume .* its model is"):
+        recipe.main(_args(tiny_benchmark, run, "--resume", "auto", "--model", "resnet18"))
+    with pytest.raises(SystemExit, match="steps per epoch"):
+        recipe.main([*_args(tiny_benchmark, run, "--resume", "auto"), "--batch-size", "16"])
+    assert {name: (run / name).read_text() for name in written} == written
+    recipe.main(_args(tiny_benchmark, run, "--max-steps", "2", "--overwrite"))
