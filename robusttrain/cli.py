@@ -16,6 +16,17 @@ from tqdm.auto import tqdm
 
 from .attention import list_map_methods
 
+PARTIAL = "records.partial.jsonl"
+# The options that decide what a model-audit record holds: a resume must use the same ones.
+RECORD_SETTINGS = ("data", "split", "masks_dir", "model", "arch", "maps", "image_size", "max_images", "num_classes")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robusttrain", description="Background-robust training tools.")
@@ -29,11 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--masks-dir", default=None, help="parallel mask tree when the layout has none")
     audit.add_argument("--model", default=None, help="training run folder, weights file (with --arch) or timm name")
     audit.add_argument("--arch", default=None, help="timm name of the network in a weights file")
-    audit.add_argument("--num-classes", type=int, default=None, help="default: the dataset's class count")
+    audit.add_argument("--num-classes", type=positive_int, default=None, help="default: the dataset's class count")
     audit.add_argument("--maps", default="gradcam", choices=list_map_methods())
-    audit.add_argument("--image-size", type=int, default=64)
-    audit.add_argument("--batch-size", type=int, default=64)
-    audit.add_argument("--max-images", type=int, default=None, help="audit an evenly spaced subset of this size")
+    audit.add_argument("--image-size", type=positive_int, default=64)
+    audit.add_argument("--batch-size", type=positive_int, default=64)
+    audit.add_argument("--max-images", type=positive_int, default=None,
+                       help="audit an evenly spaced subset of this size")
     audit.add_argument("--blur", action="store_true", help="also run the LICNN background-blur protocol")
     audit.add_argument("--no-dataset-audit", action="store_true")
     audit.add_argument("--examples", type=int, default=16, help="heat-map tiles per grid in the report")
@@ -58,8 +70,13 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
 
     start = time.perf_counter()
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is an existing file; name a folder")
     output.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(args.data, args.split, args.image_size, args.masks_dir)
+    if args.num_classes is not None and args.num_classes != dataset.num_classes:
+        raise ValueError(f"--num-classes {args.num_classes} disagrees with the data, which has "
+                         f"{dataset.num_classes} classes {dataset.class_names}")
     if args.max_images and args.max_images < len(dataset):
         step = len(dataset) / args.max_images
         dataset.records = [dataset.records[int(i * step)] for i in range(args.max_images)]
@@ -76,11 +93,14 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
     examples = {}
     if args.model:
         model = load_audit_model(args.model, num_classes, args.arch)
-        partial = output / "records.partial.jsonl"
+        partial = output / PARTIAL
+        settings = {key: str(getattr(args, key)) for key in RECORD_SETTINGS}
         if args.fresh:
             partial.unlink(missing_ok=True)
         if partial.is_file():
-            records = [json.loads(line) for line in partial.read_text().splitlines() if line.strip()]
+            records = earlier_records(partial, settings)
+        else:
+            partial.write_text(json.dumps({"settings": settings}) + "\n")
         with open(partial, "a") as sink:
             def keep(made: list[dict[str, Any]]) -> None:
                 sink.writelines(json.dumps(r) + "\n" for r in made)
@@ -108,9 +128,28 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
     info["skipped"] = [vars(s) for s in skipped]
     info["seconds"] = time.perf_counter() - start
     path = write_report(output, info, dataset.class_names, records, examples)
-    (output / "records.partial.jsonl").unlink(missing_ok=True)
+    (output / PARTIAL).unlink(missing_ok=True)
     print(f"{len(skipped)} unreadable files skipped; report: {path}")
     return info
+
+
+def earlier_records(partial: Path, settings: dict[str, str]) -> list[dict[str, Any]]:
+    """Records of an interrupted audit, if it ran with the same ``settings``.
+
+    Raises:
+        ValueError: the file was written with other settings (naming them), or has no settings line.
+    """
+    lines = [json.loads(line) for line in partial.read_text().splitlines() if line.strip()]
+    if not lines or "settings" not in lines[0]:
+        raise ValueError(f"{partial} does not say which audit wrote it; pass --fresh to start over")
+    differ = {key: (lines[0]["settings"].get(key), value) for key, value in settings.items()
+              if lines[0]["settings"].get(key) != value}
+    if differ:
+        described = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in differ.items())
+        raise ValueError(f"{partial} holds records of another audit ({described}); pass --fresh to start over or "
+                         "another --output")
+    print(f"resuming: {len(lines) - 1} samples already audited")
+    return lines[1:]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ methods, IN-9 variants) works on plain ``[0, 1]`` images, whatever statistics th
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,12 @@ def load_weights(model: ImageModel | JointAttentionModel, checkpoint: str | Path
 
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (KeyError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
+            raise ValueError(f"{path} is not a PyTorch weights file ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of weights")
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

@@ -15,7 +15,7 @@ from torch import nn
 
 from robusttrain.audit import audit_model, blur_protocol, dataset_audit, open_dataset, read_batches
 from robusttrain.audit.model_audit import summarize_records
-from robusttrain.cli import main
+from robusttrain.cli import RECORD_SETTINGS, build_parser, main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -113,7 +113,11 @@ def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Pat
                 "background_reliance": 0.5, "fg_only_p_label": 0.5, "foreground_support": 0.5,
                 "view_source": "mask", "attended_share": 0.1, "map_mean": 0.1, "peak_yx": [0, 0],
                 "energy_in_mask": 0.5} for i in test_ids[:2]]
-    (output / "records.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in earlier))
+    parsed = build_parser().parse_args(args)
+    header = {"settings": {key: str(getattr(parsed, key)) for key in RECORD_SETTINGS}}
+    (output / "records.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [header, *earlier]))
+    other = [*args[:5], "--model", "resnet18", *args[7:]]  # the same output, another model: refused, kept
+    assert main(other) == 2 and (output / "records.partial.jsonl").is_file()
     assert main(args) == 0
     report = json.loads((output / "report.json").read_text())
     ids = [r["id"] for r in report["records"]]
@@ -137,6 +141,19 @@ def test_cli_names_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert "no dataset layout recognised" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["audit", "--data", str(tmp_path), "--maps", "nope"])
+    with pytest.raises(SystemExit):
+        main(["audit", "--data", str(tmp_path), "--max-images", "-3"])
+    assert "must be a positive integer, got -3" in capsys.readouterr().err
+
+
+def test_cli_names_an_output_file_and_a_class_count_the_data_does_not_have(
+    tiny_benchmark: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "report").write_text("an earlier report")
+    assert main(["audit", "--data", str(tiny_benchmark), "--output", str(tmp_path / "report")]) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    assert main(["audit", "--data", str(tiny_benchmark), "--num-classes", "3", "--output", str(tmp_path / "a")]) == 2
+    assert "--num-classes 3 disagrees with the data, which has 2 classes" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("RT_REQUIRE_BROWSER"),

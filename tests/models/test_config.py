@@ -40,3 +40,14 @@ def test_bad_values_and_keys_are_refused_by_name(tmp_path: Path) -> None:
         ModelConfig.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="has no model.json"):
         ModelConfig.load(tmp_path / "missing")
+
+
+def test_a_file_that_is_not_weights_is_named(tmp_path: Path) -> None:
+    from robusttrain.models import create_model
+
+    (tmp_path / "notes.pt").write_text("hello world\n")
+    with pytest.raises(ValueError, match="notes.pt is not a PyTorch weights file"):
+        create_model("test_resnet", 2, checkpoint=tmp_path / "notes.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="holds a list, not a state dict"):
+        create_model("test_resnet", 2, checkpoint=tmp_path / "list.pt")
