@@ -52,11 +52,13 @@ class WaterbirdsDataset(MaskedImageDataset):
             if missing:
                 raise ValueError(f"{metadata} lacks columns {missing} (has {reader.fieldnames})")
             rows = list(reader)
-        try:
-            parsed = [(int(r["img_id"]), r["img_filename"], int(r["y"]), int(float(r["split"])), int(r["place"]),
-                       r.get("mask_filename") or None) for r in rows]
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{metadata} has a malformed row: {error}") from error
+        parsed = []
+        for number, r in enumerate(rows, start=2):  # row 1 is the header
+            try:
+                parsed.append((int(r["img_id"]), r["img_filename"], int(r["y"]), int(float(r["split"])),
+                               int(r["place"]), r.get("mask_filename") or None))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{metadata} row {number} is malformed ({error}): {dict(r)}") from None
         num_classes = max(p[2] for p in parsed) + 1
         num_places = max(p[4] for p in parsed) + 1
         records = []

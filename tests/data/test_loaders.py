@@ -156,3 +156,11 @@ def test_augmentation_keeps_masks_aligned_with_images(tiny_benchmark: Path) -> N
     assert torch.equal(a, dataset[5]["image"])
     dataset.set_epoch(1)
     assert not torch.equal(a, dataset[5]["image"])
+
+
+def test_a_non_numeric_label_names_its_metadata_row(tmp_path: Path) -> None:
+    root = tmp_path / "wb"
+    root.mkdir()
+    (root / "metadata.csv").write_text("img_id,img_filename,y,split,place\n0,a.png,0,0,0\n1,b.png,bird,0,1\n")
+    with pytest.raises(ValueError, match=r"metadata.csv row 3 is malformed .*'y': 'bird'"):
+        WaterbirdsDataset(root, "train")
