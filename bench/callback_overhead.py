@@ -30,9 +30,10 @@ from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = ["callbacks/default", "experiments/default_before_step", "callbacks/reweight_gradcam",
-                   "experiments/background_swap_gradcam", "callbacks/reweight_degradation",
-                   "callbacks/reweight_degradation_scheduled", "callbacks/background_swap_pool_attention",
+DEFAULT_CONFIGS = ["callbacks/default", "experiments/default_split_sources", "experiments/default_training_pass",
+                   "callbacks/reweight_gradcam", "experiments/background_swap_gradcam",
+                   "callbacks/reweight_degradation", "callbacks/reweight_degradation_scheduled",
+                   "callbacks/background_swap_pool_attention",
                    "experiments/joint_attention_reweight", "callbacks/oracle_swap", "callbacks/audit"]
 # Config keys that change the model itself.
 MODEL_OPTIONS = ("attention_pool", "attention_head", "head_width", "head_max_size")

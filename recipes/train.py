@@ -286,7 +286,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         loader = accelerator.skip_first_batches(train_loader, progress["step_in_epoch"])
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", initial=progress["step_in_epoch"],
                    total=len(train_loader), disable=args.no_progress or not accelerator.is_local_main_process)
-        loss_sum, correct, seen = torch.zeros((), device=accelerator.device), 0, 0
+        # Running totals of the epoch, carried through checkpoints so a resumed epoch's record covers all of it.
+        totals = progress.get("epoch_totals") if progress["step_in_epoch"] else None
+        totals = totals or {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        loss_sum = torch.tensor(totals["loss_sum"], device=accelerator.device)
+        correct, seen = totals["correct"], totals["seen"]
         step_start = time.perf_counter()
         for raw in bar:
             state.batch_idx = progress["step_in_epoch"]
@@ -310,6 +314,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             if progress["global_step"] >= max_steps or state.should_stop:
                 break
             if args.checkpoint_every and progress["global_step"] % args.checkpoint_every == 0:
+                progress["epoch_totals"] = {"loss_sum": float(loss_sum), "correct": correct, "seen": seen}
                 save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints, model, callbacks)
             step_start = time.perf_counter()
         bar.close()
@@ -322,10 +327,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             record.update(val_average_accuracy=val["average_accuracy"],
                           val_worst_group_accuracy=val["worst_group_accuracy"])
         accelerator.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        progress["epoch_totals"] = {"loss_sum": float(loss_sum), "correct": correct, "seen": seen}
         if epoch_done:
             callbacks.on_epoch_end(state)  # robusttrain
             progress.update(epoch=epoch + 1, step_in_epoch=0)
-        progress["history"].append(record)
+        if progress["history"] and progress["history"][-1]["epoch"] == epoch:
+            progress["history"][-1] = record  # an epoch cut short by --max-steps, now resumed: one record for it
+        else:
+            progress["history"].append(record)
         save_checkpoint(accelerator, output_dir, progress, args.keep_checkpoints, model, callbacks)
         if state.should_stop:
             break

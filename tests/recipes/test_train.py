@@ -54,6 +54,10 @@ def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert a["groups"] == b["groups"] and a["variants"] == b["variants"] and b["global_step"] == 10
+    # One record per epoch, the resumed one covering the whole epoch (its running totals survive the stop).
+    assert [r["epoch"] for r in b["history"]] == [0, 1]
+    for x, y in zip(a["history"], b["history"], strict=True):
+        assert x["train_accuracy"] == y["train_accuracy"] and x["train_loss"] == pytest.approx(y["train_loss"])
     if callbacks != "[]":
         records = [(tmp_path / run / "audit" / "epoch_001.jsonl").read_text() for run in ("split", "straight")]
         assert records[0] == records[1]
