@@ -230,9 +230,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     datasets = build_datasets(args)
     train_set = datasets["train"]
     config = model_config(args, train_set.num_classes)
-    if args.resume and (output_dir / MODEL_FILE).is_file() and ModelConfig.load(output_dir) != config:
-        raise SystemExit(f"cannot resume {output_dir}: its model is {ModelConfig.load(output_dir)}, these options "
-                         f"describe {config} (check --model and the other Model options)")
+    saved = ModelConfig.load(output_dir) if args.resume and (output_dir / MODEL_FILE).is_file() else config
+    if saved != config:
+        raise SystemExit(f"cannot resume {output_dir}: its model is {saved}, these options describe {config} "
+                         "(check --model and the other Model options)")
     model = config.build(checkpoint=args.checkpoint)
     sampler = EpochShuffleSampler(len(train_set), seed=args.seed)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),

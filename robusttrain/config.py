@@ -41,22 +41,16 @@ def checked_value(action: argparse.Action, value: Any, where: str) -> Any:
     if value is None:
         return None
     convert = action.type
-    if isinstance(value, str) and convert is not None:
+    if not isinstance(value, str):  # YAML typed it: it must already be what the flag's type makes of text
+        if convert is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        if convert is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if convert is None:
+            raise ValueError(f"{where} must be a string, got {value!r}")
+    if convert is not None:
         try:
             value = convert(value)  # as argparse converts the flag's text
-        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
-            raise ValueError(f"{where}: {error}") from None
-    elif convert is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{where} must be an integer, got {value!r}")
-    elif convert is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number, got {value!r}")
-        value = float(value)
-    elif convert is None and not isinstance(value, str):
-        raise ValueError(f"{where} must be a string, got {value!r}")
-    elif convert not in (None, int, float):
-        try:
-            value = convert(value)
         except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
             raise ValueError(f"{where}: {error}") from None
     if action.choices is not None and value not in action.choices:

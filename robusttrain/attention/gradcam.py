@@ -28,15 +28,25 @@ def _backbone(model: nn.Module) -> nn.Module:
     return getattr(model, "backbone", model)
 
 
-def default_target_layers(model: nn.Module, input_size: tuple[int, int], min_grid: int = 7) -> list[str] | None:
-    """The layer Grad-CAM explains by default for this input size (``None`` = the last feature map)."""
+def _backbone_prefix(model: nn.Module) -> str:
+    """``model``'s name for its backbone, as a module-name prefix (``"backbone."``, or ``""`` for a bare network)."""
     backbone = _backbone(model)
     path = next(name for name, module in model.named_modules() if module is backbone)
-    prefix = f"{path}." if path else ""
+    return f"{path}." if path else ""
+
+
+def _stages(backbone: nn.Module) -> list[dict]:
+    """The backbone's timm ``feature_info`` stages that name their module (empty for other networks)."""
+    return [info for info in getattr(backbone, "feature_info", []) or [] if "module" in info]
+
+
+def default_target_layers(model: nn.Module, input_size: tuple[int, int], min_grid: int = 7) -> list[str] | None:
+    """The layer Grad-CAM explains by default for this input size (``None`` = the last feature map)."""
+    backbone, prefix = _backbone(model), _backbone_prefix(model)
     blocks = getattr(backbone, "blocks", None)
     if isinstance(blocks, nn.Sequential) and len(blocks) and hasattr(blocks[-1], "norm1"):
         return [f"{prefix}blocks.{len(blocks) - 1}.norm1"]
-    stages = [info for info in getattr(backbone, "feature_info", []) or [] if "module" in info]
+    stages = _stages(backbone)
     fitting = [info for info in stages if min(input_size) / info["reduction"] >= min_grid]
     if stages and fitting and fitting[-1] is not stages[-1]:
         return [prefix + fitting[-1]["module"]]
@@ -127,9 +137,7 @@ class _TrainingPassCAM:
         self.method, self.input_size = method, input_size
         layers = method.target_layers or default_target_layers(method.model, input_size, method.min_grid)
         if layers is None:
-            backbone = _backbone(method.model)
-            path = next(name for name, module in method.model.named_modules() if module is backbone)
-            layers = [f"{path}.{_last_feature_layer(backbone)}" if path else _last_feature_layer(backbone)]
+            layers = [_backbone_prefix(method.model) + _last_feature_layer(_backbone(method.model))]
         self.capture = ActivationCapture(resolve_layers(method.model, layers)).__enter__()
 
     def maps(self, outputs: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
@@ -150,7 +158,7 @@ class _TrainingPassCAM:
 
 def _last_feature_layer(backbone: nn.Module) -> str:
     """The module whose output is the backbone's last feature map (timm ``feature_info``)."""
-    stages = [info for info in getattr(backbone, "feature_info", []) or [] if "module" in info]
+    stages = _stages(backbone)
     if not stages:
         raise ValueError("training-pass Grad-CAM needs target_layers= for a model without timm feature_info")
     return stages[-1]["module"]

@@ -65,6 +65,3 @@ class MapConsumer(Callback):
     def generator(self, state: TrainState, salt: int) -> torch.Generator:
         """This callback's generator for this step (replayable: a function of seed, step and ``salt``)."""
         return torch.Generator().manual_seed((self.seed * 1_000_003 + state.global_step) * 7_919 + salt)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}

@@ -31,8 +31,8 @@ def build_sources(section: Mapping[str, Mapping[str, Any]] | None, referenced: I
     Raises:
         ValueError: a malformed section, a reserved or unknown referenced name, or a bad source option.
     """
-    section = dict(section or {})
-    if not isinstance(section, dict) or not all(isinstance(v, Mapping) for v in section.values()):
+    section = section or {}
+    if not isinstance(section, Mapping) or not all(isinstance(v, Mapping) for v in section.values()):
         raise ValueError(f"maps must map source names to option mappings, e.g. {{gradcam: {{method: gradcam}}}}, "
                          f"got {section!r}")
     if TRUE_MASKS in section:

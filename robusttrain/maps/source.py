@@ -136,10 +136,18 @@ class MapSource:
             raise ValueError(f"map source {self.name!r} needs batch.indices (stable sample ids) to cache maps")
         method = self.bind(state.model)
         ids = batch.indices.cpu()
-        cached, found = self.cache.get(ids)
         fresh = self._fresh_rows(state.global_step, len(batch))
         device = batch.images.device
-        maps = F.interpolate(cached, size=batch.images.shape[-2:], mode="bilinear", align_corners=False).to(device)
+        # The cache is read only where it is used: served to callbacks, or warm-starting the fresh rows.
+        if self.serve_cached or (method.warm_start and fresh.any()):
+            cached, found = self.cache.get(ids)
+        else:
+            cached, found = None, torch.zeros(len(batch), dtype=torch.bool)
+        served = fresh | found if self.serve_cached else fresh
+        maps = torch.zeros(len(batch), 1, *batch.images.shape[-2:], device=device)
+        if self.serve_cached and found.any():
+            maps[found.to(device)] = F.interpolate(cached[found], size=maps.shape[-2:], mode="bilinear",
+                                                   align_corners=False).to(device)
         if fresh.any():
             rows = fresh.nonzero().flatten().to(device)
             options = {}
@@ -150,8 +158,6 @@ class MapSource:
             self.cache.put(ids[fresh], new)
             self.calls += 1
             self.computed += len(rows)
-        served = fresh | found if self.serve_cached else fresh
-        maps = torch.where(served.to(device)[:, None, None, None], maps, torch.zeros_like(maps))
         return SourceMaps(maps, served.to(device), fresh.to(device))
 
     def arm(self, state: TrainState, batch: Batch) -> None:
