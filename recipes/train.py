@@ -37,9 +37,11 @@ from robusttrain.data import (
     ImageFolderDataset,
     MaskedImageDataset,
     WaterbirdsDataset,
+    WeightedEpochSampler,
     build_eval_transform,
     build_train_transform,
     generate_benchmark,
+    read_sample_weights,
 )
 from robusttrain.eval import evaluate_groups, evaluate_in9_folders, evaluate_variants
 from robusttrain.models import ModelConfig
@@ -68,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=64)
     data.add_argument("--in9-dir", default=None, help="also evaluate on a Backgrounds Challenge tree")
     data.add_argument("--num-workers", type=int, default=0)
+    data.add_argument("--sample-weights", default=None,
+                      help="CSV with id,weight per training sample (robusttrain audit's weights.csv): draw the "
+                           "training batches with these weights instead of shuffling")
     model = parser.add_argument_group("Model")
     model.add_argument("--model", default="resnet18", help="timm model name")
     model.add_argument("--checkpoint", default=None, help="local initial weights (no hub downloads)")
@@ -206,6 +211,17 @@ def load_process_state(accelerator: Accelerator, folder: Path, model: torch.nn.M
             buffers[name].copy_(value)
 
 
+def training_sampler(args: argparse.Namespace, train_set: Any) -> EpochShuffleSampler | WeightedEpochSampler:
+    """A shuffle, or weighted draws when ``--sample-weights`` names a weights file (checked before training)."""
+    if args.sample_weights is None:
+        return EpochShuffleSampler(len(train_set), seed=args.seed)
+    try:
+        weights = read_sample_weights(args.sample_weights, [r.sample_id for r in train_set.records])
+        return WeightedEpochSampler(weights, seed=args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"--sample-weights: {error}") from None
+
+
 def make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
     if args.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
@@ -235,7 +251,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"cannot resume {output_dir}: its model is {saved}, these options describe {config} "
                          "(check --model and the other Model options)")
     model = config.build(checkpoint=args.checkpoint)
-    sampler = EpochShuffleSampler(len(train_set), seed=args.seed)
+    sampler = training_sampler(args, train_set)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
     train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,

@@ -15,6 +15,10 @@ from ..data.transforms import build_eval_transform
 from ..models import ModelConfig, create_model, load_weights
 
 
+class NoReadableImages(ValueError):
+    """Not one image of the audited split could be read."""
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A sample that could not be read, and why."""
@@ -115,5 +119,10 @@ def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.is_file():
         if arch is None:
             raise ValueError(f"{path} holds weights only: pass --arch <timm model name> to say which network")
-        return create_model(arch, num_classes, checkpoint=path)
+        model = create_model(arch, num_classes)
+        unfit = load_weights(model, path)
+        if unfit:  # fine for fine-tuning, wrong for an audit: its classifier would be random
+            raise ValueError(f"the weights in {path} do not fit {arch} with the data's {num_classes} classes "
+                             f"(shapes differ for {unfit[:3]}): audit it on data with the classes it was trained on")
+        return model
     return create_model(spec, num_classes)

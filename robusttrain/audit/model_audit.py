@@ -20,15 +20,28 @@ from tqdm.auto import tqdm
 from ..attention import create_map_method
 from ..eval.views import probabilities, view_probabilities
 from ..transforms import region_from_maps
-from .records import Record, view_records
+from ..transforms.compositing import composite, only_bg_tiled
+from .records import Record, mean_or_none, view_records
 
 MAP_SIZE = 16  # side of the per-image map kept in every record (uint8), for maps.npz
+
+
+def other_label_donors(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """For each row, a random row of another label (the row itself when the batch has one label only)."""
+    donors = torch.arange(len(labels))
+    for i, label in enumerate(labels.tolist()):
+        others = (labels != label).nonzero().flatten()
+        if len(others):
+            donors[i] = others[torch.randint(len(others), (1,), generator=generator)]
+    return donors
 
 
 def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], threshold: float = 0.5) -> list[Record]:
     """Records for one batch from :func:`~robusttrain.audit.loading.read_batches` (on the model's device).
 
     Each record carries its map at 16x16 as uint8 (``map``), which :func:`split_maps` moves out of the records.
+    With true masks, ``swap_correct`` says whether the object pasted on the object-free background of an image
+    of another label (Only-BG-T fill) is still classified right; ``None`` without masks.
     """
     device = next(model.parameters()).device
     images, labels = batch["image"].to(device), batch["target"].to(device)
@@ -39,9 +52,14 @@ def audit_batch(model: nn.Module, method: Callable, batch: dict[str, Any], thres
     on_bg, on_fg = view_probabilities(model, images, regions)
     records = view_records(batch["index"].tolist(), labels, full, on_bg, on_fg, regions, maps, masks,
                            "mask" if masks is not None else "map")
+    swap_correct: list[bool | None] = [None] * len(records)
+    if masks is not None:
+        donors = other_label_donors(batch["target"], torch.Generator().manual_seed(int(batch["index"][0])))
+        swapped = composite(images, regions, only_bg_tiled(images, regions)[donors.to(device)])
+        swap_correct = (probabilities(model, swapped).argmax(1) == labels).tolist()
     small = F.interpolate(maps, size=(MAP_SIZE, MAP_SIZE), mode="area").mul(255).round().to(torch.uint8).cpu()
     for j, record in enumerate(records):
-        record.update(path=batch["path"][j], map=small[j, 0].flatten().tolist())
+        record.update(path=batch["path"][j], swap_correct=swap_correct[j], map=small[j, 0].flatten().tolist())
     return records
 
 
@@ -76,10 +94,6 @@ def split_maps(records: list[Record]) -> tuple[list[Record], dict[str, np.ndarra
     return [{k: v for k, v in r.items() if k != "map"} for r in records], arrays
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> dict[str, Any]:
     """Overall and per-class accuracy on each view, mean background reliance, and the most reliant samples."""
     if not records:
@@ -90,12 +104,14 @@ def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> 
         reliant = sorted(rows, key=lambda r: -r["background_reliance"])[:top]
         return {
             "count": len(rows),
-            "accuracy": _mean([float(r["correct"]) for r in rows]),
-            "bg_only_accuracy": _mean([float(r["bg_only_prediction"] == r["label"]) for r in rows]),
-            "fg_only_accuracy": _mean([float(r["fg_only_prediction"] == r["label"]) for r in rows]),
-            "background_reliance": _mean([r["background_reliance"] for r in rows]),
-            "foreground_support": _mean([r["foreground_support"] for r in rows]),
-            "mean_energy_in_mask": _mean(energies),
+            "accuracy": mean_or_none([float(r["correct"]) for r in rows]),
+            "bg_only_accuracy": mean_or_none([float(r["bg_only_prediction"] == r["label"]) for r in rows]),
+            "fg_only_accuracy": mean_or_none([float(r["fg_only_prediction"] == r["label"]) for r in rows]),
+            "background_reliance": mean_or_none([r["background_reliance"] for r in rows]),
+            "foreground_support": mean_or_none([r["foreground_support"] for r in rows]),
+            "mean_energy_in_mask": mean_or_none(energies),
+            "background_swap_accuracy": mean_or_none([float(r["swap_correct"]) for r in rows
+                                               if r.get("swap_correct") is not None]),
             "most_background_reliant": [r["id"] for r in reliant],
         }
 

@@ -16,6 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .loading import NoReadableImages
+from .samples import sample_scores
+
 HISTOGRAM_BINS = 4
 BIAS_MARGIN = 0.10  # probe accuracy this far above chance = the background predicts the label
 
@@ -69,22 +72,43 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_deca
     return linear
 
 
-def probe_accuracy(features: torch.Tensor, labels: torch.Tensor, folds: int = 5, seed: int = 0,
-                   weight_decay: float = 1e-3, steps: int = 200) -> float:
-    """Cross-validated accuracy of a multinomial logistic regression on standardised features."""
+def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int = 5, seed: int = 0,
+                      weight_decay: float = 1e-3, steps: int = 200) -> torch.Tensor:
+    """Class probabilities ``(N, K)`` of a multinomial logistic regression on standardised features, each row
+    predicted by the fold that did not train on it."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(labels), generator=generator)
     num_classes = int(labels.max()) + 1
-    correct = 0
+    probabilities = torch.zeros(len(labels), num_classes)
     for fold in range(folds):
         held = order[fold::folds]
         kept = torch.cat([order[f::folds] for f in range(folds) if f != fold])
         mean, std = features[kept].mean(0), features[kept].std(0).clamp_min(1e-6)
         linear = fit_logistic((features[kept] - mean) / std, labels[kept], num_classes, weight_decay, steps)
-        test_x = (features[held] - mean) / std
         with torch.no_grad():
-            correct += int((linear(test_x).argmax(1) == labels[held]).sum())
-    return correct / len(labels)
+            probabilities[held] = linear((features[held] - mean) / std).softmax(1)
+    return probabilities
+
+
+class BackgroundProbe:
+    """A label predictor from border-frame background features, fitted on one split (the biased training split)
+    and applied to another: which label each image's background suggests."""
+
+    def __init__(self, batches: Iterable[dict[str, Any]], weight_decay: float = 1e-3, steps: int = 200) -> None:
+        features, labels = [], []
+        for batch in batches:
+            features.append(background_features(batch["image"]))
+            labels.append(batch["target"])
+        if not features:
+            raise NoReadableImages("background probe got no readable images")
+        x, y = torch.cat(features), torch.cat(labels).long()
+        self.mean, self.std = x.mean(0), x.std(0).clamp_min(1e-6)
+        self.linear = fit_logistic((x - self.mean) / self.std, y, int(y.max()) + 1, weight_decay, steps)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """The label each image's background suggests, ``(B,)``."""
+        return self.linear((background_features(images) - self.mean) / self.std).argmax(1)
 
 
 def kmeans(features: torch.Tensor, clusters: int, seed: int = 0, steps: int = 50) -> torch.Tensor:
@@ -114,25 +138,33 @@ def cramers_v(table: torch.Tensor) -> float:
 
 def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters: int = 8,
                   seed: int = 0) -> dict[str, Any]:
-    """Probe accuracy vs chance, the label x background-cluster table, and a verdict line."""
-    features, labels, sources = [], [], set()
+    """Probe accuracy vs chance, the label x background-cluster table, a verdict line, and per sample
+    (``samples``): its background cluster and the probe's out-of-fold view of it (:mod:`.samples`)."""
+    features, labels, ids, paths, sources = [], [], [], [], set()
     for batch in batches:
         features.append(background_features(batch["image"], batch.get("mask")))
         labels.append(batch["target"])
+        ids += batch["index"].tolist()
+        paths += batch["path"]
         sources.add("mask" if batch.get("mask") is not None else "border")
     if not features:
-        raise ValueError("dataset audit got no readable images")
+        raise NoReadableImages("dataset audit got no readable images")
     x, y = torch.cat(features), torch.cat(labels).long()
     counts = torch.bincount(y, minlength=num_classes)
     chance = float(counts.max()) / len(y)
-    accuracy = probe_accuracy(x, y, seed=seed)
+    one_label = int((counts > 0).sum()) < 2
+    out_of_fold = torch.ones(len(y), num_classes) / num_classes if one_label else probe_out_of_fold(x, y, seed=seed)
+    accuracy = float((out_of_fold.argmax(1) == y).float().mean())
     margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(y)))
-    biased = accuracy >= chance + margin
+    biased = accuracy >= chance + margin and not one_label
     assignment = kmeans(x, min(clusters, max(2, len(y) // 20)), seed=seed)
     table = torch.zeros(num_classes, int(assignment.max()) + 1, dtype=torch.long)
     table.index_put_((y, assignment), torch.ones_like(y), accumulate=True)
     verdict = (f"{'BIASED' if biased else 'no clear bias'}: the background alone predicts the label with "
                f"{100 * accuracy:.1f}% accuracy vs {100 * chance:.1f}% chance")
+    if one_label:
+        verdict = f"nothing to audit: all {len(y)} samples have one label, which no background can predict"
     return {"samples": len(y), "probe_accuracy": accuracy, "chance": chance, "margin": margin, "biased": biased,
             "background_from": sorted(sources), "label_counts": counts.tolist(),
-            "cluster_table": table.tolist(), "cramers_v": cramers_v(table), "verdict": verdict}
+            "cluster_table": table.tolist(), "cramers_v": cramers_v(table), "verdict": verdict,
+            "per_sample": sample_scores(ids, paths, y, out_of_fold, assignment, biased)}

@@ -19,6 +19,11 @@ from ..eval.localization import energy_in_mask
 Record = dict[str, Any]
 
 
+def mean_or_none(values: list[float]) -> float | None:
+    """The mean, or ``None`` for no values (a summary field the data cannot fill)."""
+    return sum(values) / len(values) if values else None
+
+
 def view_records(
     ids: Sequence[int],
     labels: torch.Tensor,

@@ -19,14 +19,18 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;col
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}.verdict{font-size:1.2em;font-weight:600;padding:.6em;border-radius:6px}
 .biased{background:#fde2e2}.clear{background:#e2f5e2}.grid{display:flex;flex-wrap:wrap;gap:8px}
-figure{margin:0;width:136px;font-size:11px}figure img{width:128px;height:128px;image-rendering:pixelated}"""
+figure{margin:0;width:136px;font-size:11px}figure img{width:128px;height:128px;image-rendering:pixelated}
+figure.thumb{width:68px;display:inline-block;margin:2px}figure.thumb img{width:64px;height:64px}
+table.clusters td{vertical-align:top;text-align:left}td.minority{background:#fff1c2;outline:2px solid #e0a800}
+.count{font-weight:600}"""
 # Marks the page once every image has decoded (read by the headless-browser test and by humans in the console).
 CHECK_SCRIPT = """<script>window.addEventListener('load',()=>{const imgs=[...document.images];
 document.body.dataset.images=imgs.length;
 document.body.dataset.rendered=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});</script>"""
 
 
-def _png(array: np.ndarray) -> str:
+def png_uri(array: np.ndarray) -> str:
+    """An ``(H, W[, 3])`` array in [0, 1] as an inline PNG data URI."""
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -85,52 +89,128 @@ def _grid(title: str, examples: Sequence[Example], class_names: Sequence[str]) -
     for image, heat, record in examples:
         caption = (f"#{record['id']} label {class_names[record['label']]} → {class_names[record['prediction']]}"
                    f"<br>bg reliance {record['background_reliance']:.2f}")
-        tiles.append(f"<figure><img alt='sample {record['id']}' src='{_png(overlay(image, heat))}'>"
+        tiles.append(f"<figure><img alt='sample {record['id']}' src='{png_uri(overlay(image, heat))}'>"
                      f"<figcaption>{caption}</figcaption></figure>")
     return f"<h3>{html.escape(title)}</h3><div class='grid'>{''.join(tiles)}</div>"
 
 
+def write_sample_tables(output: str | Path, samples: Sequence[dict[str, Any]],
+                        records: Sequence[dict[str, Any]] = ()) -> None:
+    """``samples.csv`` (the dataset audit's per-sample scores, plus the model's view of each sample when there
+    is a model audit) and ``weights.csv`` (``id,weight,path``: what ``recipes/train.py --sample-weights`` reads)."""
+    output = Path(output)
+    by_id = {r["id"]: r for r in records}
+    rows = []
+    for sample in samples:
+        row = dict(sample)
+        if sample["id"] in by_id:
+            row.update(model_correct=by_id[sample["id"]]["correct"],
+                       model_background_reliance=by_id[sample["id"]]["background_reliance"])
+        rows.append(row)
+    _write_csv(output / "samples.csv", rows)
+    _write_csv(output / "weights.csv", [{"id": r["id"], "weight": r["weight"], "path": r["path"]} for r in samples])
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as handle:
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # every field, first-seen order
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def blur_chart(blur: dict[str, float]) -> str:
+    """Accuracy against blur radius, background blurred vs object blurred, as an inline PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    radii = sorted(float(k.rsplit("_r", 1)[1]) for k in blur if k.startswith("background_blurred_r"))
+    figure, axis = plt.subplots(figsize=(4.5, 3))
+    for kind, colour in (("background", "tab:green"), ("object", "tab:red")):
+        values = [blur["original"]] + [blur[f"{kind}_blurred_r{r:g}"] for r in radii]
+        axis.plot([0, *radii], values, marker="o", color=colour, label=f"{kind} blurred")
+    axis.set_xlabel("blur radius (px)")
+    axis.set_ylabel("accuracy")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _dataset_part(dataset: dict[str, Any], class_names: Sequence[str], figures: dict[str, str]) -> list[str]:
+    kind = "biased" if dataset["biased"] else "clear"
+    parts = [f"<h2>Dataset</h2><p class='verdict {kind}'>{html.escape(dataset['verdict'])}</p>",
+             f"<p>Background taken from: {', '.join(dataset['background_from'])}; "
+             f"label × background-cluster association (Cramér's V): {dataset['cramers_v']:.3f}</p>",
+             _table([{"label": class_names[i], **{f"cluster {k}": n for k, n in enumerate(row)}}
+                     for i, row in enumerate(dataset["cluster_table"])])]
+    groups = dataset.get("groups")
+    if groups:
+        parts.append("<h3>True groups (label × place column)</h3>" + _table(
+            [{"label": class_names[i], **dict(zip(groups["place_names"], row, strict=True))}
+             for i, row in enumerate(groups["table"])]))
+        found = groups["recovery"]
+        if found["balanced"]:
+            parts.append(f"<p class='recovery'>The true groups are balanced in this split ({found['true_minority']} "
+                         "samples off their label's usual place): there is no minority for the flags to find.</p>")
+        else:
+            parts.append(f"<p class='recovery'>The label-free flags found the true minority (samples not on "
+                         f"their label's usual place): {found['found']} of {found['flagged']} flagged samples are in "
+                         f"it (precision {_cell(found['precision'])}), {found['found']} of its "
+                         f"{found['true_minority']} "
+                         f"samples were flagged (recall {_cell(found['recall'])}).</p>")
+    parts += [figures[key] for key in ("clusters", "conflicting") if key in figures]
+    parts.append("<p>Per-sample scores: <code>samples.csv</code>; suggested sampling weights (flagged and "
+                 "unflagged samples of each label get equal mass): <code>weights.csv</code>, for "
+                 "<code>recipes/train.py --sample-weights</code>.</p>")
+    return parts
+
+
+def _model_part(summary: dict[str, Any], class_names: Sequence[str]) -> list[str]:
+    overall = summary["overall"]
+    parts = [f"<h2>Model</h2><p class='verdict model-verdict'>{html.escape(summary['verdict'])}</p>",
+             f"<p>mean background reliance {overall['background_reliance']:.3f} (probability that the "
+             f"background-only view keeps the prediction; chance {summary['chance']:.3f}), accuracy "
+             f"{overall['accuracy']:.3f}</p>",
+             _table([{"class": class_names[int(c)], **{k: v for k, v in s.items() if k != "most_background_reliant"}}
+                     for c, s in summary["classes"].items()]),
+             f"<img alt='per-class bar chart' src='{bar_chart(summary, class_names)}'>"]
+    if summary.get("groups"):
+        groups = summary["groups"]
+        parts.append(f"<h3>Accuracy per true group</h3><p>worst group: {html.escape(groups['worst_group'])} "
+                     f"({groups['worst_group_accuracy']:.3f})</p>" + _table(groups["groups"]))
+    return parts
+
+
 def write_report(output: str | Path, info: dict[str, Any], class_names: Sequence[str],
-                 records: Sequence[dict[str, Any]] = (), examples: dict[str, Sequence[Example]] | None = None
-                 ) -> Path:
+                 records: Sequence[dict[str, Any]] = (), examples: dict[str, Sequence[Example]] | None = None,
+                 figures: dict[str, str] | None = None) -> Path:
     """Write ``report.html``, ``report.json`` and (with a model audit) ``records.csv`` into ``output``.
 
-    ``info`` holds the sections that exist: ``dataset_audit``, ``model_summary``, ``blur``, ``skipped``.
+    ``info`` holds the sections that exist: ``dataset_audit``, ``model_summary``, ``blur``, ``skipped``;
+    ``figures`` pre-rendered HTML of the dataset audit (``clusters``, ``conflicting``).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "report.json").write_text(json.dumps({**info, "records": list(records)}, indent=1))
     if records:
-        with open(output / "records.csv", "w", newline="") as handle:
-            columns = list(dict.fromkeys(key for record in records for key in record))  # every field, first-seen order
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(records)
+        _write_csv(output / "records.csv", records)
     parts = [f"<h1>Background-bias audit</h1><p>{html.escape(info.get('title', ''))}</p>"]
-    dataset = info.get("dataset_audit")
-    if dataset:
-        kind = "biased" if dataset["biased"] else "clear"
-        parts.append(f"<h2>Dataset</h2><p class='verdict {kind}'>{html.escape(dataset['verdict'])}</p>")
-        parts.append(f"<p>Background taken from: {', '.join(dataset['background_from'])}; "
-                     f"label × background-cluster association (Cramér's V): {dataset['cramers_v']:.3f}</p>")
-        table = [{"label": class_names[i], **{f"cluster {k}": n for k, n in enumerate(row)}}
-                 for i, row in enumerate(dataset["cluster_table"])]
-        parts.append(_table(table))
-    summary = info.get("model_summary")
-    if summary:
-        overall = summary["overall"]
-        parts.append(f"<h2>Model</h2><p class='verdict'>mean background reliance {overall['background_reliance']:.3f} "
-                     f"(probability that the background-only view keeps the prediction; chance "
-                     f"{summary['chance']:.3f}), accuracy {overall['accuracy']:.3f}</p>")
-        rows = [{"class": class_names[int(c)], **{k: v for k, v in s.items() if k != "most_background_reliant"}}
-                for c, s in summary["classes"].items()]
-        parts.append(_table(rows))
-        parts.append(f"<img alt='per-class bar chart' src='{bar_chart(summary, class_names)}'>")
+    if info.get("dataset_audit"):
+        parts += _dataset_part(info["dataset_audit"], class_names, figures or {})
+    if info.get("model_summary"):
+        parts += _model_part(info["model_summary"], class_names)
     for title, group in (examples or {}).items():
         parts.append(_grid(title, group, class_names))
     if info.get("blur"):
         parts.append("<h2>Background-blur protocol (LICNN)</h2>" +
-                     _table([{"view": k, "accuracy": v} for k, v in info["blur"].items()]))
+                     _table([{"view": k, "accuracy": v} for k, v in info["blur"].items()]) +
+                     f"<img alt='blur chart' src='{blur_chart(info['blur'])}'>")
     skipped = info.get("skipped", [])
     parts.append(f"<h2>Skipped files ({len(skipped)})</h2>" + _table(list(skipped)))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>robusttrain audit</title>"

@@ -5,7 +5,7 @@ from .base import MaskedImageDataset, Record
 from .benchmark import BenchmarkConfig, generate_benchmark
 from .imagefolder import ImageFolderDataset
 from .io import CorruptFileError, read_image, read_mask
-from .sampling import EpochShuffleSampler
+from .sampling import EpochShuffleSampler, WeightedEpochSampler, read_sample_weights
 from .transforms import PairTransform, build_eval_transform, build_train_transform
 from .waterbirds import WaterbirdsDataset
 
@@ -15,6 +15,7 @@ __all__ = [
     "BenchmarkConfig",
     "CorruptFileError",
     "EpochShuffleSampler",
+    "WeightedEpochSampler",
     "ImageFolderDataset",
     "MaskedImageDataset",
     "PairTransform",
@@ -23,6 +24,7 @@ __all__ = [
     "build_eval_transform",
     "build_train_transform",
     "generate_benchmark",
+    "read_sample_weights",
     "read_image",
     "read_mask",
 ]

@@ -1,8 +1,12 @@
-"""A shuffling sampler whose order is a pure function of ``(seed, epoch)``, for exactly resumable training."""
+"""Samplers whose order is a pure function of ``(seed, epoch)``, for exactly resumable training: a shuffle, and
+weighted draws from a per-sample weights file (the audit's ``weights.csv``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import torch
 from torch.utils.data import Sampler
@@ -27,3 +31,66 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class WeightedEpochSampler(Sampler[int]):
+    """``num_samples`` draws with replacement, probability proportional to ``weights``, a pure function of
+    ``(seed, epoch)`` like :class:`EpochShuffleSampler`; call ``set_epoch`` every epoch.
+
+    Raises:
+        ValueError: weights that are not a 1-D sequence of finite, non-negative numbers with a positive sum.
+    """
+
+    def __init__(self, weights: torch.Tensor | Sequence[float], seed: int = 0) -> None:
+        weights = torch.as_tensor(weights, dtype=torch.float64)
+        if weights.ndim != 1 or len(weights) == 0:
+            raise ValueError(f"weights must be a non-empty 1-D sequence, got shape {tuple(weights.shape)}")
+        if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError("weights must be finite and non-negative with a positive sum")
+        self.weights, self.seed, self.epoch = weights, seed, 0
+        self.num_samples = len(weights)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def read_sample_weights(path: str | Path, sample_ids: Sequence[int]) -> torch.Tensor:
+    """Per-sample weights for ``sample_ids`` (in that order) from a CSV with ``id`` and ``weight`` columns, such as
+    the ``weights.csv`` that ``robusttrain audit`` writes for the split it audited.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: missing columns, a weight that is not a finite non-negative number (named by row), or ids of
+            the training data that the file has no weight for.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sample weights file not found: {path}")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing_columns = {"id", "weight"} - set(reader.fieldnames or ())
+        if missing_columns:
+            raise ValueError(f"{path} needs columns 'id' and 'weight' (missing {sorted(missing_columns)}); "
+                             f"it has {reader.fieldnames}")
+        weights: dict[int, float] = {}
+        for row_number, row in enumerate(reader, start=2):
+            try:
+                sample, weight = int(row["id"]), float(row["weight"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path} row {row_number}: id and weight must be numbers, got "
+                                 f"id={row['id']!r} weight={row['weight']!r}") from None
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"{path} row {row_number}: weight must be finite and non-negative, got {weight}")
+            weights[sample] = weight
+    absent = [sample for sample in sample_ids if sample not in weights]
+    if absent:
+        raise ValueError(f"{path} has no weight for {len(absent)} of the {len(sample_ids)} training samples "
+                         f"(ids {absent[:5]}...): audit the training split (robusttrain audit --split train)")
+    return torch.tensor([weights[sample] for sample in sample_ids], dtype=torch.float64)

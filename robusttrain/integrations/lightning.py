@@ -83,6 +83,9 @@ class RobustTrainModuleMixin:
     robust_callbacks: CallbackList
 
     def robust_step(self, batch: Batch) -> tuple[Batch, Callable[[torch.Tensor], torch.Tensor]]:
+        if not hasattr(self, "robust_callbacks"):
+            raise RuntimeError("robust_step needs RobustTrainLightningCallback in the Trainer's callbacks "
+                               "(L.Trainer(callbacks=[RobustTrainLightningCallback(callback_list)]))")
         batch = self.robust_callbacks.on_batch_start(self.robust_state, batch)
 
         def losses(outputs: torch.Tensor) -> torch.Tensor:

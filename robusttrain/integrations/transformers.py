@@ -3,7 +3,9 @@
 :class:`RobustTrainTrainerCallback` maps the Trainer's events to the callback hooks and exports callback state
 as JSON with the Trainer's checkpoints; :class:`RobustTrainerMixin` overrides ``compute_loss`` so callbacks
 can replace the batch and reweight the per-sample losses. Inputs are dicts with ``pixel_values``, ``labels``
-and, for map caching and audits, ``index`` (stable sample ids).
+and, for map caching and audits, ``index`` (stable sample ids). ``trainer.train(resume_from_checkpoint=...)``
+restores the callbacks' state from the checkpoint's ``trainer_state.json`` (leave the Trainer's own
+``restore_callback_states_from_checkpoint`` off: it would rebuild the callback without its callbacks).
 
 Example:
     class Trainer(RobustTrainerMixin, transformers.Trainer): ...
@@ -24,8 +26,9 @@ from ..types import Batch, TrainState
 
 try:
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the Hugging Face adapter needs transformers: pip install 'transformers>=4.40'") from error
+    raise ImportError("the Hugging Face adapter needs transformers: pip install 'transformers>=4.44'") from error
 
 
 def _logits(outputs: Any) -> torch.Tensor:
@@ -43,8 +46,8 @@ class LogitsOnly(nn.Module):
         return _logits(self.model(pixel_values=images))
 
 
-class RobustTrainTrainerCallback(TrainerCallback):
-    """Forward Trainer events to a :class:`CallbackList`."""
+class RobustTrainTrainerCallback(TrainerCallback, ExportableState):
+    """Forward Trainer events to a :class:`CallbackList`; its state travels in the Trainer's checkpoints."""
 
     def __init__(self, callbacks: CallbackList) -> None:
         self.callbacks = callbacks
@@ -62,6 +65,9 @@ class RobustTrainTrainerCallback(TrainerCallback):
         self._sync(state, model)
         self.train_state.output_dir = args.output_dir
         self.callbacks.setup(self.train_state)
+        saved = state.stateful_callbacks.get(type(self).__name__) if state.global_step > 0 else None
+        if saved is not None:  # resumed from a checkpoint: the callbacks go on where they stopped
+            self.callbacks.load_state_dict(saved["attributes"]["robust_state"])
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._sync(state, model)
@@ -88,6 +94,9 @@ class RobustTrainerMixin:
 
     def __init__(self, *args: Any, robust: RobustTrainTrainerCallback, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.args.restore_callback_states_from_checkpoint:
+            raise ValueError("leave TrainingArguments.restore_callback_states_from_checkpoint off: "
+                             "RobustTrainTrainerCallback restores its callbacks' state itself on resume")
         self.robust = robust
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,

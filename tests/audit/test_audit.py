@@ -15,7 +15,8 @@ from torch import nn
 
 from robusttrain.audit import audit_model, blur_protocol, dataset_audit, open_dataset, read_batches
 from robusttrain.audit.model_audit import summarize_records
-from robusttrain.cli import RECORD_SETTINGS, build_parser, main
+from robusttrain.audit.run import RECORD_SETTINGS
+from robusttrain.cli import build_parser, main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -67,13 +68,16 @@ def _scenes(count: int = 32) -> dict:
 
 def test_background_reliance_ranks_a_background_model_above_an_object_model() -> None:
     batch = _scenes()
-    reliance = {}
+    reliance, swapped = {}, {}
     for name, model in {"object": ObjectColour(), "background": BackgroundTint()}.items():
         records = audit_model(model, [batch], "degradation", {"steps": 5}, progress=False)
         summary = summarize_records(records, 2)
         assert summary["overall"]["accuracy"] == 1.0
         reliance[name] = summary["overall"]["background_reliance"]
+        swapped[name] = summary["overall"]["background_swap_accuracy"]
     assert reliance["background"] > 0.9 and reliance["object"] < 0.6
+    # the object on the other label's background: the object model keeps every answer, the tint model none
+    assert swapped["object"] == 1.0 and swapped["background"] == 0.0
 
 
 def test_blur_protocol_separates_object_and_background_models() -> None:
@@ -161,16 +165,27 @@ def test_cli_names_an_output_file_and_a_class_count_the_data_does_not_have(
 def test_report_renders_every_image_in_headless_chromium(tiny_benchmark: Path, tmp_path: Path) -> None:
     assert CHROMIUM is not None, "RT_REQUIRE_BROWSER is set but chromium is not installed"
     output = tmp_path / "audit"
-    assert main(["audit", "--data", str(tiny_benchmark), "--split", "val", "--model", "test_resnet",
+    assert main(["audit", "--data", str(tiny_benchmark), "--split", "train", "--model", "test_resnet", "--blur",
                  "--image-size", "32", "--examples", "3", "--output", str(output), "--no-progress"]) == 0
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom"]
-    page = subprocess.run([CHROMIUM, *flags, (output / "report.html").as_uri()], capture_output=True, text=True,
-                          timeout=120).stdout
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    page = subprocess.run([CHROMIUM, *flags, "--dump-dom", (output / "report.html").as_uri()], capture_output=True,
+                          text=True, timeout=120).stdout
     images = int(page.split('data-images="')[1].split('"')[0])
     rendered = int(page.split('data-rendered="')[1].split('"')[0])
-    assert images >= 1 + 2 * 3 and rendered == images  # bar chart + two heat-map grids, all decoded
+    # bar chart, blur chart, two heat-map grids, the cluster grid and the bias-conflicting lists, all decoded
+    assert images >= 2 + 2 * 3 + 8 and rendered == images
+    for section in ("Backgrounds by cluster and label", "class=\"minority\"", "Most bias-conflicting samples",
+                    "True groups", "class=\"verdict model-verdict\"", "Accuracy per true group"):
+        assert section in page, section
+    screenshot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, *flags, "--window-size=1300,2600", f"--screenshot={screenshot}",
+                    (output / "report.html").as_uri()], capture_output=True, timeout=120)
+    from PIL import Image
+
+    with Image.open(screenshot) as shot:  # the page painted: a full-size picture with more than a few colours
+        assert shot.size == (1300, 2600) and len(shot.convert("RGB").getcolors(1 << 20) or []) > 500
 
 
 def test_a_split_the_imagefolder_tree_lacks_is_refused_not_replaced_by_the_root(tmp_path: Path) -> None:
@@ -182,3 +197,56 @@ def test_a_split_the_imagefolder_tree_lacks_is_refused_not_replaced_by_the_root(
     assert len(open_dataset(tmp_path, "train", 8)) == 2
     with pytest.raises(ValueError, match=r"split folders \['train'\] but no test/"):
         open_dataset(tmp_path, "test", 8)
+
+
+def test_a_split_with_no_readable_image_still_gets_a_report_naming_each_file(
+    tiny_benchmark: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_benchmark, data)
+    paths = [record.image for record in open_dataset(data, "val", 32).records]
+    for path in paths:
+        path.write_bytes(b"not an image")
+    for extra in ([], ["--model", "test_resnet", "--no-dataset-audit"]):
+        output = tmp_path / f"audit{len(extra)}"
+        assert main(["audit", "--data", str(data), "--split", "val", "--image-size", "32", "--output", str(output),
+                     "--no-progress", *extra]) == 2
+        assert f"none of the {len(paths)} images" in capsys.readouterr().err
+        report = json.loads((output / "report.json").read_text())
+        assert sorted(s["path"] for s in report["skipped"]) == sorted(map(str, paths))
+        assert all(str(path) in (output / "report.html").read_text() for path in paths)
+    earlier = (tmp_path / "audit0" / "report.json").read_text()  # an earlier report is never overwritten
+    assert main(["audit", "--data", str(data), "--split", "val", "--output", str(tmp_path / "audit0")]) == 2
+    assert (tmp_path / "audit0" / "report.json").read_text() == earlier
+    assert (tmp_path / "audit0" / "unreadable" / "report.html").is_file()
+
+
+def test_a_single_class_dataset_is_named_and_a_model_with_more_classes_refused(
+    tiny_benchmark: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import csv
+
+    from robusttrain.models import ModelConfig
+
+    data = tmp_path / "single"
+    shutil.copytree(tiny_benchmark, data)
+    (data / "benchmark.json").unlink()  # class names come from the labels alone
+    with open(data / "metadata.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(data / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "y": "0"} for row in rows)
+    assert main(["audit", "--data", str(data), "--split", "val", "--output", str(tmp_path / "a")]) == 0
+    assert "nothing to audit: all 32 samples have one label" in capsys.readouterr().out
+    run = tmp_path / "run"
+    run.mkdir()
+    config = ModelConfig(name="test_resnet", num_classes=2)
+    config.save(run)
+    torch.save({"model": config.build().state_dict()}, run / "model.pt")
+    assert main(["audit", "--data", str(data), "--split", "val", "--model", str(run), "--output",
+                 str(tmp_path / "b")]) == 2
+    assert "has 2 classes but the data has 1" in capsys.readouterr().err
+    assert main(["audit", "--data", str(data), "--split", "val", "--model", str(run / "model.pt"), "--arch",
+                 "test_resnet", "--output", str(tmp_path / "c")]) == 2  # a weights file: the classifier is checked
+    assert "do not fit test_resnet with the data's 1 classes" in capsys.readouterr().err

@@ -154,3 +154,30 @@ def test_a_refused_invocation_leaves_the_run_folder_as_it_was(tiny_benchmark: Pa
         recipe.main([*_args(tiny_benchmark, run, "--resume", "auto"), "--batch-size", "16"])
     assert {name: (run / name).read_text() for name in written} == written
     recipe.main(_args(tiny_benchmark, run, "--max-steps", "2", "--overwrite"))
+
+
+def test_sample_weights_change_which_samples_train_and_bad_files_are_refused(tiny_benchmark: Path,
+                                                                           tmp_path: Path) -> None:
+    from robusttrain.data import WaterbirdsDataset
+
+    recipe = _recipe()
+    records = WaterbirdsDataset(tiny_benchmark, "train").records
+    only_class_one = tmp_path / "weights.csv"  # every draw a class-1 sample: the model learns to say 1
+    only_class_one.write_text("id,weight\n" + "".join(f"{r.sample_id},{float(r.target == 1)}\n" for r in records))
+    recipe.main(_args(tiny_benchmark, tmp_path / "weighted", "--max-steps", "4", "--sample-weights",
+                      str(only_class_one)))
+    recipe.main(_args(tiny_benchmark, tmp_path / "plain", "--max-steps", "4"))
+    history = json.loads((tmp_path / "weighted" / "metrics.json").read_text())["history"]
+    assert history[0]["train_accuracy"] > 0.9  # all of it class 1
+    assert yaml_value(tmp_path / "weighted" / "config.yaml", "sample_weights") == str(only_class_one)
+    partial = tmp_path / "partial.csv"
+    partial.write_text("id,weight\n" + "".join(f"{r.sample_id},1\n" for r in records[:10]))
+    with pytest.raises(SystemExit, match=r"--sample-weights: .*no weight for 150 of the 160 training samples"):
+        recipe.main(_args(tiny_benchmark, tmp_path / "refused", "--sample-weights", str(partial)))
+    assert not (tmp_path / "refused" / "config.yaml").exists()
+
+
+def yaml_value(path: Path, key: str) -> object:
+    import yaml
+
+    return yaml.safe_load(path.read_text())[key]

@@ -1,0 +1,115 @@
+"""What the audit finds and hands on: flagged samples against the true minority, weights that training reads,
+groups, the cluster picture and the model verdict."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from robusttrain.audit.figures import minority_cells
+from robusttrain.audit.groups import group_accuracy, true_minority
+from robusttrain.audit.samples import balanced_weights
+from robusttrain.audit.verdict import model_verdict
+from robusttrain.cli import main
+from robusttrain.data import WaterbirdsDataset, read_sample_weights
+
+
+@pytest.fixture(scope="module")
+def train_audit(tiny_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("audit")
+    assert main(["audit", "--data", str(tiny_benchmark), "--split", "train", "--image-size", "32", "--model",
+                 "test_resnet", "--blur", "--examples", "3", "--output", str(output), "--no-progress"]) == 0
+    return output
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_flags_find_the_true_minority_of_a_biased_split(train_audit: Path) -> None:
+    found = json.loads((train_audit / "report.json").read_text())["dataset_audit"]["groups"]["recovery"]
+    assert found["true_minority"] == 8  # 160 training samples at 0.95 correlation
+    assert found["recall"] >= 0.9
+    assert found["precision"] >= 0.5  # 10x the 5% a random flag would reach
+    rows = _rows(train_audit / "samples.csv")
+    flagged = {r["id"] for r in rows if r["bias_conflicting"] == "True"}
+    minority = {r["id"] for r in rows if r["true_minority"] == "True"}
+    assert len(flagged & minority) == found["found"] and len(minority) == 8
+    assert {"probe_p_label", "cluster", "place", "model_background_reliance", "model_correct"} <= set(rows[0])
+
+
+def test_weights_give_flagged_samples_half_of_each_label_and_train_reads_them(train_audit: Path,
+                                                                               tiny_benchmark: Path) -> None:
+    rows = _rows(train_audit / "samples.csv")
+    for label in ("0", "1"):
+        mine = [r for r in rows if r["label"] == label]
+        flagged = sum(float(r["weight"]) for r in mine if r["bias_conflicting"] == "True")
+        others = sum(float(r["weight"]) for r in mine if r["bias_conflicting"] == "False")
+        assert flagged == pytest.approx(others, rel=1e-3) and flagged + others == pytest.approx(len(mine), rel=1e-3)
+    ids = [r.sample_id for r in WaterbirdsDataset(tiny_benchmark, "train").records]
+    weights = read_sample_weights(train_audit / "weights.csv", ids)
+    assert len(weights) == 160 and weights.max() / weights.min() > 5
+
+
+def test_weights_stay_uniform_without_a_clear_bias() -> None:
+    labels, flagged = torch.tensor([0, 0, 0, 1, 1, 1]), torch.tensor([True, False, False, False, False, True])
+    assert balanced_weights(labels, flagged).tolist() == [1.5, 0.75, 0.75, 0.75, 0.75, 1.5]
+    assert balanced_weights(labels, torch.zeros(6, dtype=torch.bool)).tolist() == [1.0] * 6
+
+
+def test_groups_of_the_model_audit_and_the_verdict(train_audit: Path) -> None:
+    summary = json.loads((train_audit / "report.json").read_text())["model_summary"]
+    groups = summary["groups"]
+    assert len(groups["groups"]) == 4 and sum(g["count"] for g in groups["groups"]) == 160
+    assert groups["worst_group_accuracy"] == min(g["accuracy"] for g in groups["groups"])
+    assert "blurring the background (radius 10) costs" in summary["verdict"]
+    swapped = summary["overall"]["background_swap_accuracy"]  # the benchmark has masks: the object is swapped
+    assert 0 <= swapped <= 1 and f"another label's background {100 * swapped:.1f}%" in summary["verdict"]
+    page = (train_audit / "report.html").read_text()
+    for section in ("Backgrounds by cluster and label", "Most bias-conflicting samples per label",
+                    "Accuracy per true group", "model-verdict", "alt='blur chart'", "True groups"):
+        assert section in page, section
+
+
+def test_true_minority_group_accuracy_and_highlighted_cells() -> None:
+    labels = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
+    places = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 0}
+    assert true_minority(labels, places) == {2, 5}
+    records = [{"id": i, "label": labels[i], "correct": i not in (2, 5)} for i in labels]
+    result = group_accuracy(records, places, ["a", "b"], ["land", "water"])
+    assert result["worst_group_accuracy"] == 0.0 and result["worst_group"] in ("a / water", "b / land")
+    assert minority_cells([[40, 2, 0], [3, 30, 0]]) == {(0, 1), (1, 0)}
+
+
+def test_model_verdict_names_what_the_model_relies_on() -> None:
+    blur = {"original": 0.9, "background_blurred_r2": 0.8, "object_blurred_r2": 0.9,
+            "background_blurred_r10": 0.6, "object_blurred_r10": 0.85}
+    assert model_verdict({}, blur).startswith("RELIES ON THE BACKGROUND: blurring the background (radius 10) "
+                                              "costs 30.0 accuracy points, blurring the object 5.0")
+    both = {**blur, "background_blurred_r10": 0.83, "object_blurred_r10": 0.56}  # ERM on the benchmark
+    assert model_verdict({}, both).startswith("USES THE BACKGROUND TOO")
+    assert model_verdict({}, {**both, "background_blurred_r10": 0.9}).startswith("relies on the object")
+    views = {"chance": 0.5, "overall": {"bg_only_accuracy": 0.52, "fg_only_accuracy": 0.95}}
+    assert model_verdict(views).startswith("relies on the object")
+    views = {"chance": 0.5, "overall": {"bg_only_accuracy": 0.9, "fg_only_accuracy": 0.6}}
+    assert model_verdict(views).startswith("RELIES ON THE BACKGROUND")
+    views = {"chance": 0.5, "overall": {"bg_only_accuracy": 0.51, "fg_only_accuracy": 0.52}}
+    assert model_verdict(views).startswith("neither the object nor the background alone decides")
+
+
+def test_a_balanced_split_is_scored_with_a_probe_fitted_on_the_training_split(tiny_benchmark: Path,
+                                                                             tmp_path: Path) -> None:
+    assert main(["audit", "--data", str(tiny_benchmark), "--split", "test", "--image-size", "32", "--model",
+                 "test_resnet", "--examples", "2", "--output", str(tmp_path), "--no-progress"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["dataset_audit"]["groups"]["recovery"]["balanced"]  # 48 test samples, groups of 12
+    assert report["dataset_audit"]["groups"]["recovery"]["precision"] is None
+    conflict = report["model_summary"]["conflict_accuracy"]
+    assert conflict["flags_from"] == "background probe fitted on the train split"
+    assert 10 <= conflict["samples"] <= 38  # about half of a balanced split looks like the other label
+    assert f"accuracy on the {conflict['samples']} samples whose background" in report["model_summary"]["verdict"]
