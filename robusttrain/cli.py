@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dataset folder (Waterbirds, Backgrounds Challenge or class folders)")
     audit.add_argument("--split", default="train")
     audit.add_argument("--masks-dir", default=None, help="parallel mask tree when the layout has none")
+    audit.add_argument("--ignore-masks", action="store_true",
+                       help="audit as if the data had no masks (border-frame backgrounds, views from the maps)")
     audit.add_argument("--model", default=None, help="training run folder, weights file (with --arch) or timm name")
     audit.add_argument("--arch", default=None, help="timm name of the network in a weights file")
     audit.add_argument("--num-classes", type=positive_int, default=None, help="default: the dataset's class count")

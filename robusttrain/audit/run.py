@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from .verdict import conflict_accuracy, model_verdict
 
 PARTIAL = "records.partial.jsonl"
 # The options that decide what a model-audit record holds: a resume must use the same ones.
-RECORD_SETTINGS = ("data", "split", "masks_dir", "model", "arch", "maps", "image_size", "max_images", "num_classes")
+RECORD_SETTINGS = ("data", "split", "masks_dir", "ignore_masks", "model", "arch", "maps", "image_size", "max_images",
+                   "num_classes")
 
 
 def run_audit(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,6 +41,8 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--output {output} is an existing file; name a folder")
     output.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(args.data, args.split, args.image_size, args.masks_dir)
+    if args.ignore_masks:
+        dataset.records = [replace(r, mask=None) for r in dataset.records]
     if args.num_classes is not None and args.num_classes != dataset.num_classes:
         raise ValueError(f"--num-classes {args.num_classes} disagrees with the data, which has "
                          f"{dataset.num_classes} classes {dataset.class_names}")
@@ -150,7 +154,7 @@ def _conflict_flags(args: argparse.Namespace, dataset: Any, data_audit: dict[str
     if args.split == "train":
         return None
     try:
-        reference = open_dataset(args.data, "train", args.image_size, args.masks_dir)
+        reference = open_dataset(args.data, "train", args.image_size, args.masks_dir)  # border features only
     except (FileNotFoundError, ValueError):
         return None
     probe = BackgroundProbe(read_batches(reference, args.batch_size))

@@ -4,6 +4,7 @@ from .audit import AuditCallback
 from .background import BackgroundRandomizationCallback
 from .base import Callback, CallbackError, CallbackList
 from .consumer import MapConsumer
+from .group_dro import GroupDROCallback
 from .joint_attention import JointAttentionCallback
 from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
 from .reweight import ReweightCallback
@@ -16,6 +17,7 @@ __all__ = [
     "Callback",
     "CallbackError",
     "CallbackList",
+    "GroupDROCallback",
     "JointAttentionCallback",
     "MapConsumer",
     "ReweightCallback",

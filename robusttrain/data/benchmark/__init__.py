@@ -3,13 +3,16 @@
 from .backgrounds import DOMAINS, render_background
 from .generate import BenchmarkConfig, generate_benchmark, group_counts, render_sample, split_plan
 from .shapes import SHAPES, render_appearance, render_shape_mask
+from .suite import SuiteMember, load_suite
 
 __all__ = [
     "DOMAINS",
     "SHAPES",
     "BenchmarkConfig",
+    "SuiteMember",
     "generate_benchmark",
     "group_counts",
+    "load_suite",
     "render_appearance",
     "render_background",
     "render_sample",
