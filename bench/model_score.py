@@ -36,7 +36,7 @@ import torch
 from robusttrain.attention import create_map_method
 from robusttrain.audit import open_dataset, read_batches
 from robusttrain.audit.model_audit import audit_batch, other_label_donors
-from robusttrain.audit.probe import background_features, background_region, fit_logistic
+from robusttrain.audit.probe import BackgroundProbe, background_region
 from robusttrain.eval.views import probabilities
 from robusttrain.models import ModelConfig, load_weights
 from robusttrain.transforms.compositing import composite, only_bg_tiled
@@ -45,18 +45,7 @@ MASK_FREE = ("map_view_keep", "frame_swap_acc", "conflict_acc")
 WITH_MASKS = ("mask_view_keep", "mask_swap_acc")
 
 
-def fit_probe(batches) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
-    features, labels = [], []
-    for batch in batches:
-        features.append(background_features(batch["image"]))  # border frame: no masks
-        labels.append(batch["target"])
-    x, y = torch.cat(features), torch.cat(labels)
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    return mean, std, fit_logistic((x - mean) / std, y, int(y.max()) + 1, 1e-3, 200)
-
-
-def scores(model: torch.nn.Module, batches: list[dict], probe) -> dict[str, float]:
-    mean, std, linear = probe
+def scores(model: torch.nn.Module, batches: list[dict], probe: BackgroundProbe) -> dict[str, float]:
     generator = torch.Generator().manual_seed(0)
     method = create_map_method("gradcam", model)
     sums = dict.fromkeys(MASK_FREE + WITH_MASKS, 0.0)
@@ -72,9 +61,7 @@ def scores(model: torch.nn.Module, batches: list[dict], probe) -> dict[str, floa
         sums["frame_swap_acc"] += float((probabilities(model, swapped_frame).argmax(1) == labels).sum())
         swapped_bg = composite(images, (masks > 0.5).float(), only_bg_tiled(images, masks)[donors])
         sums["mask_swap_acc"] += float((probabilities(model, swapped_bg).argmax(1) == labels).sum())
-        with torch.no_grad():
-            background_label = linear((background_features(images) - mean) / std).argmax(1)
-        other = background_label != labels
+        other = probe.predict(images) != labels
         conflicting += int(other.sum())
         correct = probabilities(model, images).argmax(1) == labels
         conflict_hits += int(correct[other].sum())
@@ -113,7 +100,7 @@ def main() -> None:
     parser.add_argument("--output", default="reports/bench_model_score.json")
     args = parser.parse_args()
     torch.set_grad_enabled(True)
-    probe = fit_probe(read_batches(open_dataset(args.data, "train"), 256))
+    probe = BackgroundProbe(read_batches(open_dataset(args.data, "train"), 256))  # border features, no masks
     test = open_dataset(args.data, "test")
     if args.correlation is not None:  # place == label is the benchmark's aligned pairing
         aligned = [r for r in test.records if r.group % test.num_places == r.target]

@@ -20,6 +20,11 @@ from ..transforms import composite, radius_blur, region_from_maps
 RADII = (2, 5, 10)
 
 
+def blur_radii(result: dict[str, float]) -> list[float]:
+    """The radii a :func:`blur_protocol` result covers, ascending."""
+    return sorted(float(key.rsplit("_r", 1)[1]) for key in result if key.startswith("background_blurred_r"))
+
+
 def blur_protocol(model: nn.Module, batches: Iterable[dict[str, Any]], radii: Sequence[float] = RADII,
                   method: str = "gradcam") -> dict[str, Any]:
     """Accuracy on the original images and, per radius, with the background or the object blurred."""

@@ -10,7 +10,7 @@ clustered (k-means) and the label x cluster table summarised with Cramer's V.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -72,6 +72,14 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_deca
     return linear
 
 
+def fit_standardised(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
+                     steps: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`fit_logistic` on ``x`` standardised by its own mean and spread; returns raw features -> logits."""
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    linear = fit_logistic((x - mean) / std, y, num_classes, weight_decay, steps)
+    return lambda features: linear((features - mean) / std)
+
+
 def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int = 5, seed: int = 0,
                       weight_decay: float = 1e-3, steps: int = 200) -> torch.Tensor:
     """Class probabilities ``(N, K)`` of a multinomial logistic regression on standardised features, each row
@@ -83,10 +91,9 @@ def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int =
     for fold in range(folds):
         held = order[fold::folds]
         kept = torch.cat([order[f::folds] for f in range(folds) if f != fold])
-        mean, std = features[kept].mean(0), features[kept].std(0).clamp_min(1e-6)
-        linear = fit_logistic((features[kept] - mean) / std, labels[kept], num_classes, weight_decay, steps)
+        score = fit_standardised(features[kept], labels[kept], num_classes, weight_decay, steps)
         with torch.no_grad():
-            probabilities[held] = linear((features[held] - mean) / std).softmax(1)
+            probabilities[held] = score(features[held]).softmax(1)
     return probabilities
 
 
@@ -101,14 +108,13 @@ class BackgroundProbe:
             labels.append(batch["target"])
         if not features:
             raise NoReadableImages("background probe got no readable images")
-        x, y = torch.cat(features), torch.cat(labels).long()
-        self.mean, self.std = x.mean(0), x.std(0).clamp_min(1e-6)
-        self.linear = fit_logistic((x - self.mean) / self.std, y, int(y.max()) + 1, weight_decay, steps)
+        y = torch.cat(labels).long()
+        self.score = fit_standardised(torch.cat(features), y, int(y.max()) + 1, weight_decay, steps)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """The label each image's background suggests, ``(B,)``."""
-        return self.linear((background_features(images) - self.mean) / self.std).argmax(1)
+        return self.score(background_features(images)).argmax(1)
 
 
 def kmeans(features: torch.Tensor, clusters: int, seed: int = 0, steps: int = 50) -> torch.Tensor:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .blur import blur_radii
+
 Example = tuple[np.ndarray, np.ndarray, dict[str, Any]]  # image (H, W, 3) in [0, 1], map (H, W), record
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -46,16 +48,29 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarr
     return (1 - alpha) * image + alpha * coloured
 
 
-def bar_chart(summary: dict[str, Any], class_names: Sequence[str]) -> str:
-    """Per-class accuracy on each view and background reliance, as an inline PNG."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _figure_uri(figure: Any) -> str:
+    """A matplotlib figure as an inline PNG data URI (the figure is closed)."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    _pyplot().close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def bar_chart(summary: dict[str, Any], class_names: Sequence[str]) -> str:
+    """Per-class accuracy on each view and background reliance, as an inline PNG."""
     keys = ("accuracy", "bg_only_accuracy", "fg_only_accuracy", "background_reliance")
     labels = [class_names[int(c)] if int(c) < len(class_names) else c for c in summary["classes"]]
-    figure, axis = plt.subplots(figsize=(max(5, 1.6 * len(labels)), 3.2))
+    figure, axis = _pyplot().subplots(figsize=(max(5, 1.6 * len(labels)), 3.2))
     width = 0.8 / len(keys)
     for k, key in enumerate(keys):
         values = [row[key] for row in summary["classes"].values()]
@@ -63,11 +78,7 @@ def bar_chart(summary: dict[str, Any], class_names: Sequence[str]) -> str:
     axis.set_xticks(np.arange(len(labels)) + width * (len(keys) - 1) / 2, labels)
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8, ncol=2)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return _figure_uri(figure)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -121,13 +132,8 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def blur_chart(blur: dict[str, float]) -> str:
     """Accuracy against blur radius, background blurred vs object blurred, as an inline PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    radii = sorted(float(k.rsplit("_r", 1)[1]) for k in blur if k.startswith("background_blurred_r"))
-    figure, axis = plt.subplots(figsize=(4.5, 3))
+    radii = blur_radii(blur)
+    figure, axis = _pyplot().subplots(figsize=(4.5, 3))
     for kind, colour in (("background", "tab:green"), ("object", "tab:red")):
         values = [blur["original"]] + [blur[f"{kind}_blurred_r{r:g}"] for r in radii]
         axis.plot([0, *radii], values, marker="o", color=colour, label=f"{kind} blurred")
@@ -135,11 +141,7 @@ def blur_chart(blur: dict[str, float]) -> str:
     axis.set_ylabel("accuracy")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return _figure_uri(figure)
 
 
 def _dataset_part(dataset: dict[str, Any], class_names: Sequence[str], figures: dict[str, str]) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +73,14 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
     return info
 
 
+@dataclass
 class Sections:
     """What the audit found besides ``info``: per-sample rows, model records, heat-map grids, figure HTML."""
 
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-        self.examples: dict[str, Any] = {}
-        self.figures: dict[str, str] = {}
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    examples: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
 
 
 def _dataset_section(args: argparse.Namespace, dataset: Any, info: dict[str, Any], skipped: list,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .blur import blur_radii
 from .records import Record, mean_or_none
 
 
@@ -30,7 +31,7 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None)
     object* when it uses the object only.
     """
     if blur:
-        radius = max(float(k.rsplit("_r", 1)[1]) for k in blur if k.startswith("background_blurred_r"))
+        radius = blur_radii(blur)[-1]
         background = blur["original"] - blur[f"background_blurred_r{radius:g}"]
         obj = blur["original"] - blur[f"object_blurred_r{radius:g}"]
         evidence = (f"blurring the background (radius {radius:g}) costs {100 * background:.1f} accuracy points, "

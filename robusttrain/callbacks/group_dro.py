@@ -10,17 +10,10 @@ from typing import Any
 
 import torch
 
+from ..peers.spuco import from_spuco
 from ..types import Batch, TrainState
 from .base import Callback
 from .registry import CALLBACKS
-
-
-def _group_weighted_loss(num_groups: int, step_size: float) -> Any:
-    try:
-        from spuco.robust_train.group_dro import GroupWeightedLoss
-    except ImportError as error:
-        raise ImportError("the group_dro callback needs spuco: pip install '.[peers]'") from error
-    return GroupWeightedLoss(torch.nn.CrossEntropyLoss(reduction="none"), num_groups, step_size)
 
 
 @CALLBACKS.register("group_dro")
@@ -44,7 +37,8 @@ class GroupDROCallback(Callback):
         if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not step_size > 0:
             raise ValueError(f"step_size must be a positive number, got {step_size!r}")
         self.num_groups = num_groups
-        self.loss = _group_weighted_loss(num_groups, float(step_size))
+        (GroupWeightedLoss,) = from_spuco("spuco.robust_train.group_dro", "GroupWeightedLoss")
+        self.loss = GroupWeightedLoss(torch.nn.CrossEntropyLoss(reduction="none"), num_groups, float(step_size))
 
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if batch.groups is None:

@@ -12,28 +12,37 @@ import torch
 from torch.utils.data import Sampler
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """Random permutation of ``range(num_samples)`` drawn from ``seed + epoch``; call ``set_epoch`` every epoch."""
+class _EpochSampler(Sampler[int]):
+    """``num_samples`` indices per epoch drawn from a generator seeded by ``(seed, epoch)``; call ``set_epoch``
+    every epoch."""
 
-    def __init__(self, num_samples: int, seed: int = 0) -> None:
-        if num_samples <= 0:
-            raise ValueError(f"num_samples must be positive, got {num_samples}")
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch = 0
+    def __init__(self, num_samples: int, seed: int) -> None:
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+    def epoch_generator(self) -> torch.Generator:
+        # NOTE: not `generator`: accelerate treats a sampler attribute of that name as a torch.Generator to sync
+        return torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
 
     def __len__(self) -> int:
         return self.num_samples
 
 
-class WeightedEpochSampler(Sampler[int]):
+class EpochShuffleSampler(_EpochSampler):
+    """Random permutation of ``range(num_samples)`` drawn from ``seed + epoch``; call ``set_epoch`` every epoch."""
+
+    def __init__(self, num_samples: int, seed: int = 0) -> None:
+        if num_samples <= 0:
+            raise ValueError(f"num_samples must be positive, got {num_samples}")
+        super().__init__(num_samples, seed)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.num_samples, generator=self.epoch_generator()).tolist())
+
+
+class WeightedEpochSampler(_EpochSampler):
     """``num_samples`` draws with replacement, probability proportional to ``weights``, a pure function of
     ``(seed, epoch)`` like :class:`EpochShuffleSampler`; call ``set_epoch`` every epoch.
 
@@ -47,18 +56,12 @@ class WeightedEpochSampler(Sampler[int]):
             raise ValueError(f"weights must be a non-empty 1-D sequence, got shape {tuple(weights.shape)}")
         if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError("weights must be finite and non-negative with a positive sum")
-        self.weights, self.seed, self.epoch = weights, seed, 0
-        self.num_samples = len(weights)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__(len(weights), seed)
+        self.weights = weights
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples
+        draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=self.epoch_generator())
+        return iter(draws.tolist())
 
 
 def read_sample_weights(path: str | Path, sample_ids: Sequence[int]) -> torch.Tensor:

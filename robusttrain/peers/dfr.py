@@ -13,7 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from ..attention.state import kept_random_state
 from ..data import MaskedImageDataset
+from .spuco import from_spuco
 
 
 class _Pairs(Dataset):
@@ -68,20 +70,19 @@ def _group_labeled(dataset: MaskedImageDataset, rows: list[int], wrapper: type) 
 
 def dfr_model(model: nn.Module, held_out: MaskedImageDataset, seed: int = 0) -> RetrainedHead:
     """``model`` with its last layer refitted by spuco's DFR on ``held_out`` (group labels used)."""
-    try:
-        from spuco.datasets import GroupLabeledDatasetWrapper
-        from spuco.last_layer_retrain import DFR
-    except ImportError as error:
-        raise ImportError("DFR needs spuco: pip install '.[peers]'") from error
+    (GroupLabeledDatasetWrapper,) = from_spuco("spuco.datasets", "GroupLabeledDatasetWrapper")
+    (DFR,) = from_spuco("spuco.last_layer_retrain", "DFR")
     # Half of the held-out data fits the heads, half chooses C (spuco's own random split fails on Python >= 3.11,
     # which refuses random.sample of a set, so the halves are drawn here and passed in).
     order = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed)).tolist()
     halves = [_group_labeled(held_out, order[: len(order) // 2], GroupLabeledDatasetWrapper),
               _group_labeled(held_out, order[len(order) // 2 :], GroupLabeledDatasetWrapper)]
     device = next(model.parameters()).device
-    random.seed(seed)  # spuco's ensemble draws its group-balanced subsets from Python's generator
-    dfr = DFR(halves[0], _SpucoView(model).eval(), validation_set=halves[1], device=device)
-    with warnings.catch_warnings():  # spuco passes sklearn an option sklearn >= 1.8 deprecates, on every fit
+    # spuco reseeds the global generators from Python's, and draws its group-balanced subsets from them
+    with kept_random_state(), warnings.catch_warnings():
+        random.seed(seed)
+        dfr = DFR(halves[0], _SpucoView(model).eval(), validation_set=halves[1], device=device)
+        # spuco passes sklearn an option sklearn >= 1.8 deprecates, on every fit
         warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
         warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")
         dfr.train()
@@ -89,8 +90,8 @@ def dfr_model(model: nn.Module, held_out: MaskedImageDataset, seed: int = 0) -> 
     coef, intercept = torch.as_tensor(coef, dtype=torch.float32), torch.as_tensor(intercept, dtype=torch.float32)
     if coef.shape[0] == 1:  # a binary logistic regression scores class 1 against class 0
         coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1), intercept])
-    head = nn.Linear(coef.shape[1], coef.shape[0])
-    with torch.no_grad():
+    head = nn.Linear(coef.shape[1], coef.shape[0], device=device)
+    with torch.no_grad():  # the fitted coefficients replace the initial weights
         head.weight.copy_(coef)
         head.bias.copy_(intercept)
-    return RetrainedHead(model, head.to(device)).eval()
+    return RetrainedHead(model, head).eval()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..attention.state import kept_random_state
 from ..data import MaskedImageDataset
 from ..eval.evaluate import predict
+from .spuco import from_spuco
 
 
 def jtt_weights(model: nn.Module, dataset: MaskedImageDataset, upweight: float, batch_size: int = 256) -> torch.Tensor:
@@ -16,16 +18,13 @@ def jtt_weights(model: nn.Module, dataset: MaskedImageDataset, upweight: float, 
 
     ``dataset`` should be the training split without augmentation.
     """
-    try:
-        from spuco.group_inference import JTTInference
-    except ImportError as error:
-        raise ImportError("JTT needs spuco: pip install '.[peers]'") from error
     if not upweight >= 1:
         raise ValueError(f"upweight must be >= 1, got {upweight}")
-    state = torch.random.get_rng_state()  # spuco's inference reseeds the global generators
-    result = predict(model, dataset, batch_size)
-    partition = JTTInference(result["prediction"].tolist(), result["target"].tolist()).infer_groups()
-    torch.random.set_rng_state(state)
+    (JTTInference,) = from_spuco("spuco.group_inference", "JTTInference")
+    # the data loader draws its seed from the global generator, and spuco's inference reseeds them all
+    with kept_random_state():
+        result = predict(model, dataset, batch_size)
+        partition = JTTInference(result["prediction"].tolist(), result["target"].tolist()).infer_groups()
     weights = torch.ones(len(dataset), dtype=torch.float64)
     weights[partition[(0, 1)]] = float(upweight)  # (0, 1): the misclassified samples
     return weights

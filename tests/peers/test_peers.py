@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,9 +21,10 @@ def test_jtt_upweights_exactly_the_misclassified_samples_and_leaves_the_rng_alon
     model = create_model("test_resnet", num_classes=2)
     wrong = predict(model, train)
     wrong = wrong["prediction"] != wrong["target"]
-    before = torch.random.get_rng_state()
+    before = torch.random.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
     weights = jtt_weights(model, train, upweight=20.0)
-    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.equal(torch.random.get_rng_state(), before[0])  # spuco reseeds all three generators
+    assert random.getstate() == before[1] and (np.random.get_state()[1] == before[2]).all()
     assert weights.tolist() == [20.0 if w else 1.0 for w in wrong.tolist()]
     assert 0 < int(wrong.sum()) < len(train)
 
