@@ -5,7 +5,9 @@ memory, no disk reads), so only the callbacks' own work differs. The run is ``--
 (``TrainState.total_steps``), so options in fractions of training take effect as in a real run (the default's
 background swap starts halfway); every step after ``--warmup`` is timed and the figure is the mean step time
 over the whole run, with the mean over the second half (swap active) beside it. Configurations are interleaved
-round-robin so that drifts of the machine's speed hit all of them alike.
+round-robin so that drifts of the machine's speed hit all of them alike. The ``--batches`` distinct batches
+make one epoch (``on_epoch_start`` / ``on_epoch_end`` are called around each), so epoch-level work (the
+``probe_weights`` fit after the first epoch) is timed too, within the step that ends the epoch.
 
 Example:
     python bench/callback_overhead.py --model test_resnet --batch 64 --steps 40
@@ -30,7 +32,8 @@ from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = ["callbacks/default", "experiments/default_split_sources", "experiments/default_training_pass",
+DEFAULT_CONFIGS = ["callbacks/default", "experiments/gradcam_reweight_then_swap", "experiments/default_split_sources",
+                   "experiments/default_training_pass",
                    "callbacks/reweight_gradcam", "experiments/background_swap_gradcam",
                    "callbacks/reweight_degradation", "callbacks/reweight_degradation_scheduled",
                    "callbacks/background_swap_pool_attention",
@@ -69,7 +72,7 @@ class Run:
         self.callbacks.setup(self.state)
         self.times: list[float] = []
 
-    def step(self, batch: Batch, record: bool) -> None:
+    def step(self, batch: Batch, record: bool, epoch_end: bool) -> None:
         start = time.perf_counter()
         batch = self.callbacks.on_batch_start(self.state, batch)
         logits = self.model(batch.images)
@@ -80,6 +83,11 @@ class Run:
         self.optimizer.step()
         self.state.global_step += 1
         self.callbacks.on_step_end(self.state)
+        if epoch_end:
+            self.callbacks.on_epoch_end(self.state)
+            self.state.epoch += 1
+            self.callbacks.on_epoch_start(self.state)
+            self.callbacks.sampling_weights(self.state)  # what a loop hands its sampler (probe_weights)
         if record:
             self.times.append((self.state.global_step, time.perf_counter() - start))
 
@@ -95,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="length of the run (total_steps)")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the means")
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, help="paths under configs/, no .yaml")
+    parser.add_argument("--batches", type=int, default=4, help="distinct batches: one epoch")
     args = parser.parse_args(argv)
-    data = batches(args.size, 4, args.batch)
+    data = batches(args.size, args.batches, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
     # attention head changes the model, so its plain step is the baseline).
     runs = [Run("plain", {}, args.model, args.steps)]
@@ -111,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.append(Run(name, config, args.model, args.steps, baseline[key], **options))
     for step in range(args.steps):
         for run in runs:
-            run.step(data[step % len(data)], record=step >= args.warmup)
+            run.step(data[step % len(data)], record=step >= args.warmup, epoch_end=(step + 1) % len(data) == 0)
     half = args.steps // 2
     print(f"model={args.model} batch={args.batch} size={args.size} steps={args.steps} "
           f"threads={torch.get_num_threads()}")

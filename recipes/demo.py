@@ -2,8 +2,8 @@
 
 Renders the built-in benchmark (Waterbirds' split sizes and 0.95 train correlation between object class and
 background domain; group-balanced validation and test), then trains the same model with the same budget
-twice: plain ERM, and with the default robusttrain callbacks (reweighting and, from halfway, background
-randomisation, both driven by the model's own Grad-CAM maps: no group labels, no masks).
+twice: plain ERM, and with the default robusttrain callback (resampling, from the second epoch, of the samples
+whose background misleads a probe fitted on the first epoch's backgrounds: no group labels, no masks).
 ERM shows the shortcut (worst-group accuracy below average,
 positive BG-Gap, Mixed-Same minus Mixed-Rand accuracy); the table shows how much the callback recovers.
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    label = "reweight + background swap (Grad-CAM maps)"
+    label = "probe resampling (default)"
     results = compare.run_all(["ERM=", f"{label}={args.callback_config}"], [0], args.config, report_dir,
                               ["--data-dir", args.data_dir, "--generate", *args.extra])
     runs = {name: values[0] for name, values in results.items()}

@@ -29,7 +29,7 @@ import train as train_recipe  # noqa: E402  (sibling recipe script)
 from robusttrain.attention import create_map_method  # noqa: E402
 from robusttrain.config import load_config  # noqa: E402
 from robusttrain.data import WaterbirdsDataset, build_eval_transform  # noqa: E402
-from robusttrain.eval import energy_in_mask  # noqa: E402
+from robusttrain.eval import add_noise, energy_in_mask  # noqa: E402
 from robusttrain.models import ModelConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,14 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # at the paper's values every model here is already at chance, so the low range is where models differ.
 VARIANCES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.5, 0.6, 0.7, 0.9, 1.0, 1.5, 2.0)
 POOLINGS = {"baseline": [], "dropout": ["--attention-pool", "dropout"], "dropkey": ["--attention-pool", "dropkey"]}
-
-
-@torch.no_grad()
-def add_noise(images: torch.Tensor, variance: float, seed: int) -> torch.Tensor:
-    """``clip(images + N(0, variance))`` with a fixed generator (the same noise for every model)."""
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(images.shape, generator=generator) * variance**0.5
-    return (images + noise.to(images.device)).clamp(0, 1)
 
 
 def evaluate(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,

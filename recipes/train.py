@@ -32,12 +32,11 @@ from tqdm.auto import tqdm
 from robusttrain.callbacks import CallbackList, build_callbacks
 from robusttrain.config import parse_with_config, save_config
 from robusttrain.data import (
+    AdaptiveEpochSampler,
     BenchmarkConfig,
-    EpochShuffleSampler,
     ImageFolderDataset,
     MaskedImageDataset,
     WaterbirdsDataset,
-    WeightedEpochSampler,
     build_eval_transform,
     build_train_transform,
     generate_benchmark,
@@ -211,15 +210,23 @@ def load_process_state(accelerator: Accelerator, folder: Path, model: torch.nn.M
             buffers[name].copy_(value)
 
 
-def training_sampler(args: argparse.Namespace, train_set: Any) -> EpochShuffleSampler | WeightedEpochSampler:
-    """A shuffle, or weighted draws when ``--sample-weights`` names a weights file (checked before training)."""
+def file_weights(args: argparse.Namespace, train_set: Any) -> torch.Tensor | None:
+    """The ``--sample-weights`` file's weights in the training set's order (checked before training), or None."""
     if args.sample_weights is None:
-        return EpochShuffleSampler(len(train_set), seed=args.seed)
+        return None
     try:
-        weights = read_sample_weights(args.sample_weights, [r.sample_id for r in train_set.records])
-        return WeightedEpochSampler(weights, seed=args.seed)
+        return read_sample_weights(args.sample_weights, [r.sample_id for r in train_set.records])
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"--sample-weights: {error}") from None
+
+
+def epoch_weights(base: torch.Tensor | None, callbacks: CallbackList, state: TrainState,
+                  train_set: Any) -> torch.Tensor | None:
+    """This epoch's draw weights: the weights file's times the callbacks' (``probe_weights``); None = shuffle."""
+    wanted = callbacks.sampling_weights(state, [r.sample_id for r in train_set.records])
+    if wanted is None:
+        return base
+    return wanted if base is None else base * wanted
 
 
 def make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -251,7 +258,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"cannot resume {output_dir}: its model is {saved}, these options describe {config} "
                          "(check --model and the other Model options)")
     model = config.build(checkpoint=args.checkpoint)
-    sampler = training_sampler(args, train_set)
+    base_weights = file_weights(args, train_set)
+    sampler = AdaptiveEpochSampler(len(train_set), seed=args.seed)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
     train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
@@ -300,6 +308,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         model.train()
         state.epoch = epoch
         callbacks.on_epoch_start(state)
+        sampler.set_weights(epoch_weights(base_weights, callbacks, state, train_set))  # before the epoch's draws
         loader = accelerator.skip_first_batches(train_loader, progress["step_in_epoch"])
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", initial=progress["step_in_epoch"],
                    total=len(train_loader), disable=args.no_progress or not accelerator.is_local_main_process)

@@ -40,6 +40,12 @@ def checked_value(action: argparse.Action, value: Any, where: str) -> Any:
         return value
     if value is None:
         return None
+    if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+        if not isinstance(value, list):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        if action.nargs == "+" and not value:
+            raise ValueError(f"{where} must list at least one value")
+        return [checked_value(_single(action), item, f"{where}[{i}]") for i, item in enumerate(value)]
     convert = action.type
     if not isinstance(value, str):  # YAML typed it: it must already be what the flag's type makes of text
         if convert is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -56,6 +62,11 @@ def checked_value(action: argparse.Action, value: Any, where: str) -> Any:
     if action.choices is not None and value not in action.choices:
         raise ValueError(f"{where} must be one of {list(action.choices)}, got {value!r}")
     return value
+
+
+def _single(action: argparse.Action) -> argparse.Action:
+    """``action`` as if it took one value (to check each item of a list option)."""
+    return argparse.Action(action.option_strings, action.dest, type=action.type, choices=action.choices)
 
 
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:

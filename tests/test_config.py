@@ -59,3 +59,20 @@ def test_config_values_are_checked_as_their_flags_would_be(tmp_path: Path) -> No
     config.write_text("epochs: '12'\nlr: 1\nattention_head: true\n")  # text converts as on the command line
     args = parse_with_config(parser, ["-c", str(config)])
     assert args.epochs == 12 and args.lr == 1.0 and isinstance(args.lr, float) and args.attention_head is True
+
+
+def test_list_options_from_yaml_are_checked_item_by_item(tmp_path: Path) -> None:
+    parser = _parser()
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--variants", nargs="+", default=["a"], choices=["a", "b"])
+    config = tmp_path / "c.yaml"
+    for text, message in [("seeds: 3", "seeds must be a list, got 3"),
+                          ("seeds: []", "seeds must list at least one value"),
+                          ("seeds: [1, 2.5]", r"seeds\[1\] must be an integer, got 2.5"),
+                          ("variants: [a, c]", r"variants\[1\] must be one of \['a', 'b'\], got 'c'")]:
+        config.write_text(text + "\n")
+        with pytest.raises(ValueError, match=message):
+            parse_with_config(parser, ["-c", str(config)])
+    config.write_text("seeds: [1, '2']\nvariants: [b]\n")
+    args = parse_with_config(parser, ["-c", str(config)])
+    assert args.seeds == [1, 2] and args.variants == ["b"]

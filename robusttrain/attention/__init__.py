@@ -2,6 +2,7 @@
 
 from .base import MapMethod, check_images, target_scores, to_unit_maps
 from .degradation import ControlledDegradation
+from .feature_masks import FeatureMaskMaps, attribute_maps, feature_importance, per_feature_maps
 from .gradcam import GradCAM
 from .head import AttentionHeadMaps
 from .hooks import ActivationCapture, resolve_layers
@@ -17,13 +18,17 @@ __all__ = [
     "ActivationCapture",
     "AttentionHeadMaps",
     "ControlledDegradation",
+    "FeatureMaskMaps",
     "GradCAM",
     "MapMethod",
     "PoolAttention",
+    "attribute_maps",
     "check_images",
     "create_map_method",
+    "feature_importance",
     "lateral_inhibition",
     "list_map_methods",
+    "per_feature_maps",
     "resolve_layers",
     "target_scores",
     "to_unit_maps",

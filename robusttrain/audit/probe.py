@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -97,6 +98,41 @@ def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int =
     return probabilities
 
 
+@dataclass(frozen=True)
+class MinorityEstimate:
+    """The background probe's out-of-fold view of a labelled set: ``out_of_fold`` ``(N, K)`` probabilities of
+    ``labels``, its accuracy against ``chance`` (the largest class share), the ``margin`` it must clear, and whether
+    it does (``biased``)."""
+
+    labels: torch.Tensor
+    out_of_fold: torch.Tensor
+    accuracy: float
+    chance: float
+    margin: float
+    biased: bool
+    one_label: bool
+
+    @property
+    def flagged(self) -> torch.Tensor:
+        """``(N,)`` bool: samples whose label the probe gets wrong (estimated bias-conflicting)."""
+        return self.out_of_fold.argmax(1) != self.labels
+
+
+def estimate_minority(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                      seed: int = 0) -> MinorityEstimate:
+    """Fit the probe out of fold on background ``features`` and say whether the background predicts ``labels``
+    (accuracy at least ``max(BIAS_MARGIN, 3 standard errors)`` above chance)."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    chance = float(counts.max()) / len(labels)
+    one_label = int((counts > 0).sum()) < 2
+    out_of_fold = (torch.ones(len(labels), num_classes) / num_classes if one_label
+                   else probe_out_of_fold(features, labels, seed=seed))
+    accuracy = float((out_of_fold.argmax(1) == labels).float().mean())
+    margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(labels)))
+    biased = accuracy >= chance + margin and not one_label
+    return MinorityEstimate(labels, out_of_fold, accuracy, chance, margin, biased, one_label)
+
+
 class BackgroundProbe:
     """A label predictor from border-frame background features, fitted on one split (the biased training split)
     and applied to another: which label each image's background suggests."""
@@ -156,13 +192,11 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     if not features:
         raise NoReadableImages("dataset audit got no readable images")
     x, y = torch.cat(features), torch.cat(labels).long()
+    estimate = estimate_minority(x, y, num_classes, seed)
+    out_of_fold, accuracy, chance, one_label = (estimate.out_of_fold, estimate.accuracy, estimate.chance,
+                                                estimate.one_label)
+    margin, biased = estimate.margin, estimate.biased
     counts = torch.bincount(y, minlength=num_classes)
-    chance = float(counts.max()) / len(y)
-    one_label = int((counts > 0).sum()) < 2
-    out_of_fold = torch.ones(len(y), num_classes) / num_classes if one_label else probe_out_of_fold(x, y, seed=seed)
-    accuracy = float((out_of_fold.argmax(1) == y).float().mean())
-    margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(y)))
-    biased = accuracy >= chance + margin and not one_label
     assignment = kmeans(x, min(clusters, max(2, len(y) // 20)), seed=seed)
     table = torch.zeros(num_classes, int(assignment.max()) + 1, dtype=torch.long)
     table.index_put_((y, assignment), torch.ones_like(y), accumulate=True)

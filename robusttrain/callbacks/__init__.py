@@ -5,7 +5,9 @@ from .background import BackgroundRandomizationCallback
 from .base import Callback, CallbackError, CallbackList
 from .consumer import MapConsumer
 from .group_dro import GroupDROCallback
+from .intentional_masks import IntentionalMaskCallback
 from .joint_attention import JointAttentionCallback
+from .probe_weights import ProbeWeightCallback
 from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
 from .reweight import ReweightCallback
 from .start import StartPoint
@@ -18,8 +20,10 @@ __all__ = [
     "CallbackError",
     "CallbackList",
     "GroupDROCallback",
+    "IntentionalMaskCallback",
     "JointAttentionCallback",
     "MapConsumer",
+    "ProbeWeightCallback",
     "ReweightCallback",
     "StartPoint",
     "build_callbacks",

@@ -57,11 +57,19 @@ class BackgroundRandomizationCallback(MapConsumer):
                                                       check_unit("blur_sigma", blur_sigma))
         self.changed = 0
 
+    def map_rows(self, state: TrainState, batch: Batch) -> torch.Tensor:
+        """Only the rows this step changes need maps (the same draw as :meth:`on_batch_start`)."""
+        return self._chosen(state, len(batch))[0]
+
+    def _chosen(self, state: TrainState, size: int) -> tuple[torch.Tensor, torch.Generator]:
+        generator = self.generator(state, salt=1)
+        return torch.rand(size, generator=generator) < self.p, generator
+
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
         if not self.started(state):
             return batch
-        generator = self.generator(state, salt=1)
-        chosen = (torch.rand(len(batch), generator=generator) < self.p).to(batch.images.device)
+        chosen, generator = self._chosen(state, len(batch))
+        chosen = chosen.to(batch.images.device)
         if self.source == TRUE_MASKS:
             if batch.masks is None:
                 raise ValueError("source 'masks' needs batches with masks")

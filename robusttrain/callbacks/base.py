@@ -58,6 +58,16 @@ class Callback:
         """Whether the callback reads its map sources in this step (a source nobody reads is not computed)."""
         return bool(self.map_sources)
 
+    def map_rows(self, state: TrainState, batch: Batch) -> torch.Tensor | None:
+        """``(B,)`` bool: the rows whose maps the callback reads this step (None: every row). Maps are computed only
+        for the rows some reader needs."""
+        return None
+
+    def sampling_weights(self, state: TrainState) -> dict[int, float] | None:
+        """Per-sample draw weights for the coming epoch, by sample id (None: no opinion; ids it omits weigh 1).
+        The loop asks :meth:`CallbackList.sampling_weights` at each epoch start and hands them to its sampler."""
+        return None
+
     def setup(self, state: TrainState) -> None: ...
 
     def on_epoch_start(self, state: TrainState) -> None: ...
@@ -128,12 +138,39 @@ class CallbackList(Callback):
     def setup(self, state: TrainState) -> None:
         self._each("setup", state)
 
+    def sampling_weights(self, state: TrainState, sample_ids: Sequence[int] | None = None
+                         ) -> torch.Tensor | dict[int, float] | None:
+        """The product of the callbacks' draw weights for the coming epoch: ``(N,)`` float64 in the order of
+        ``sample_ids`` (the training set's ids, e.g. for :class:`~robusttrain.data.AdaptiveEpochSampler`), or
+        by id without ``sample_ids``; None when no callback resamples."""
+        opinions = [w for cb in self.callbacks if cb.enabled
+                    if (w := self._call(cb, "sampling_weights", state)) is not None]
+        if not opinions:
+            return None
+        if sample_ids is None:
+            ids = sorted({i for weights in opinions for i in weights})
+        else:
+            ids = list(sample_ids)
+        combined = torch.ones(len(ids), dtype=torch.float64)
+        for weights in opinions:
+            combined *= torch.tensor([weights.get(i, 1.0) for i in ids], dtype=torch.float64)
+        return combined if sample_ids is not None else dict(zip(ids, combined.tolist(), strict=True))
+
     def on_epoch_start(self, state: TrainState) -> None:
         self._each("on_epoch_start", state)
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
         active = [cb for cb in self.callbacks if cb.enabled]
-        wanted = {name for cb in active if self._call(cb, "reads_maps", state) for name in cb.map_sources}
+        wanted: dict[str, torch.Tensor | None] = {}
+        for cb in active:
+            if not self._call(cb, "reads_maps", state):
+                continue
+            rows = self._call(cb, "map_rows", state, batch)
+            for name in cb.map_sources:
+                if name not in wanted:
+                    wanted[name] = rows
+                elif wanted[name] is not None:
+                    wanted[name] = None if rows is None else wanted[name] | rows
         batch = self.maps.begin_step(state, batch, wanted)
         for cb in active:
             batch = self._call(cb, "on_batch_start", state, batch)

@@ -3,19 +3,21 @@
 from .backgrounds_challenge import IN9_VARIANTS, BackgroundsChallengeDataset
 from .base import MaskedImageDataset, Record
 from .benchmark import BenchmarkConfig, generate_benchmark
+from .celeba import CelebADataset
 from .imagefolder import ImageFolderDataset
 from .io import CorruptFileError, read_image, read_mask
-from .sampling import EpochShuffleSampler, WeightedEpochSampler, read_sample_weights
+from .sampling import AdaptiveEpochSampler, EpochShuffleSampler, read_sample_weights
 from .transforms import PairTransform, build_eval_transform, build_train_transform
 from .waterbirds import WaterbirdsDataset
 
 __all__ = [
+    "AdaptiveEpochSampler",
     "IN9_VARIANTS",
     "BackgroundsChallengeDataset",
     "BenchmarkConfig",
+    "CelebADataset",
     "CorruptFileError",
     "EpochShuffleSampler",
-    "WeightedEpochSampler",
     "ImageFolderDataset",
     "MaskedImageDataset",
     "PairTransform",

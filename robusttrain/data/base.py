@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from .io import read_image, read_mask
@@ -23,14 +24,16 @@ class Record:
     group: int
     sample_id: int
     mask: Path | None = None
+    attributes: tuple[int, ...] | None = None  # 0/1 values of the dataset's attribute_names
 
 
 class MaskedImageDataset(Dataset):
     """A list of :class:`Record` read lazily through a :class:`PairTransform`.
 
     Each item is a dict: ``image`` float32 ``(3, H, W)`` in [0, 1], ``target`` int, ``index`` (the record's
-    stable ``sample_id``), ``group`` int, and ``mask`` float32 ``(1, H, W)`` when the dataset has masks.
-    A dataset either has a mask for every record or for none, so batches always collate.
+    stable ``sample_id``), ``group`` int, ``mask`` float32 ``(1, H, W)`` when the dataset has masks, and
+    ``attributes`` float32 ``(A,)`` of 0/1 when it has ``attribute_names`` (multi-attribute data).
+    A dataset either has a mask (attributes) for every record or for none, so batches always collate.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class MaskedImageDataset(Dataset):
         num_groups: int,
         transform: PairTransform | None = None,
         group_names: Sequence[str] | None = None,
+        attribute_names: Sequence[str] = (),
     ) -> None:
         if not records:
             raise ValueError("dataset is empty: no images were found")
@@ -47,6 +51,11 @@ class MaskedImageDataset(Dataset):
         if any(with_mask) and not all(with_mask):
             missing = next(r.image for r in records if r.mask is None)
             raise ValueError(f"some images have masks and some do not (first without one: {missing})")
+        self.attribute_names = list(attribute_names)
+        wrong = next((r for r in records if len(r.attributes or ()) != len(self.attribute_names)), None)
+        if wrong is not None:
+            raise ValueError(f"{wrong.image} has {len(wrong.attributes or ())} attribute values, the dataset names "
+                             f"{len(self.attribute_names)} attributes {self.attribute_names}")
         self.records = list(records)
         self.class_names = list(class_names)
         self.num_groups = num_groups
@@ -64,6 +73,11 @@ class MaskedImageDataset(Dataset):
     @property
     def targets(self) -> np.ndarray:
         return np.array([r.target for r in self.records], dtype=np.int64)
+
+    @property
+    def attributes(self) -> np.ndarray:
+        """``(N, A)`` int64 0/1 values of ``attribute_names`` (``(N, 0)`` without attributes)."""
+        return np.array([r.attributes or () for r in self.records], dtype=np.int64).reshape(len(self), -1)
 
     @property
     def groups(self) -> np.ndarray:
@@ -85,4 +99,6 @@ class MaskedImageDataset(Dataset):
                                 "group": record.group}
         if mask_t is not None:
             item["mask"] = mask_t
+        if self.attribute_names:
+            item["attributes"] = torch.tensor(record.attributes, dtype=torch.float32)
         return item

@@ -1,5 +1,5 @@
 """Samplers whose order is a pure function of ``(seed, epoch)``, for exactly resumable training: a shuffle, and
-weighted draws from a per-sample weights file (the audit's ``weights.csv``)."""
+weighted draws once per-sample weights are set (the audit's ``weights.csv``, the ``probe_weights`` callback)."""
 
 from __future__ import annotations
 
@@ -42,24 +42,28 @@ class EpochShuffleSampler(_EpochSampler):
         return iter(torch.randperm(self.num_samples, generator=self.epoch_generator()).tolist())
 
 
-class WeightedEpochSampler(_EpochSampler):
-    """``num_samples`` draws with replacement, probability proportional to ``weights``, a pure function of
-    ``(seed, epoch)`` like :class:`EpochShuffleSampler`; call ``set_epoch`` every epoch.
+class AdaptiveEpochSampler(EpochShuffleSampler):
+    """A shuffle (as :class:`EpochShuffleSampler`) until :meth:`set_weights` gives per-sample weights; then
+    ``num_samples`` weighted draws with replacement, still a pure function of ``(seed, epoch)`` and the weights.
+    Callbacks that resample (``probe_weights``) hand their weights through ``CallbackList.sampling_weights``."""
 
-    Raises:
-        ValueError: weights that are not a 1-D sequence of finite, non-negative numbers with a positive sum.
-    """
+    def __init__(self, num_samples: int, seed: int = 0) -> None:
+        super().__init__(num_samples, seed)
+        self.weights: torch.Tensor | None = None
 
-    def __init__(self, weights: torch.Tensor | Sequence[float], seed: int = 0) -> None:
-        weights = torch.as_tensor(weights, dtype=torch.float64)
-        if weights.ndim != 1 or len(weights) == 0:
-            raise ValueError(f"weights must be a non-empty 1-D sequence, got shape {tuple(weights.shape)}")
-        if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError("weights must be finite and non-negative with a positive sum")
-        super().__init__(len(weights), seed)
+    def set_weights(self, weights: torch.Tensor | None) -> None:
+        """Draw in proportion to ``weights`` ``(num_samples,)`` from now on (None: back to the shuffle)."""
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+            if weights.shape != (self.num_samples,):
+                raise ValueError(f"weights must be ({self.num_samples},), got {tuple(weights.shape)}")
+            if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError("weights must be finite and non-negative with a positive sum")
         self.weights = weights
 
     def __iter__(self) -> Iterator[int]:
+        if self.weights is None:
+            return super().__iter__()
         draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=self.epoch_generator())
         return iter(draws.tolist())
 

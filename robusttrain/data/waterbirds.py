@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
@@ -25,6 +26,9 @@ class WaterbirdsDataset(MaskedImageDataset):
         transform: joint image/mask transform (default: tensors only).
         masks_dir: segmentation tree for datasets whose metadata has no ``mask_filename`` column.
         use_masks: set ``False`` to ignore masks even when available.
+        attributes: metadata columns of 0/1 values to read as binary attributes (items get ``attributes``), e.g.
+            the built-in benchmark's ``has_hole``, ``patterned``, ``warm_colour``, ``large_object``, and ``y`` or
+            ``place`` where they are binary.
 
     Raises:
         FileNotFoundError: no ``metadata.csv`` (or a listed file is missing when read).
@@ -38,6 +42,7 @@ class WaterbirdsDataset(MaskedImageDataset):
         transform: PairTransform | None = None,
         masks_dir: str | Path | None = None,
         use_masks: bool = True,
+        attributes: Sequence[str] = (),
     ) -> None:
         root = Path(root)
         metadata = root / "metadata.csv"
@@ -52,6 +57,9 @@ class WaterbirdsDataset(MaskedImageDataset):
             if missing:
                 raise ValueError(f"{metadata} lacks columns {missing} (has {reader.fieldnames})")
             rows = list(reader)
+        absent = [a for a in attributes if a not in (reader.fieldnames or [])]
+        if absent:
+            raise ValueError(f"{metadata} has no attribute columns {absent}; columns: {reader.fieldnames}")
         parsed = []
         for number, r in enumerate(rows, start=2):  # row 1 is the header
             try:
@@ -61,8 +69,9 @@ class WaterbirdsDataset(MaskedImageDataset):
                 raise ValueError(f"{metadata} row {number} is malformed ({error}): {dict(r)}") from None
         num_classes = max(p[2] for p in parsed) + 1
         num_places = max(p[4] for p in parsed) + 1
+        values = [_binary_values(metadata, rows, name) for name in attributes]
         records = []
-        for img_id, filename, y, row_split, place, mask_name in parsed:
+        for row, (img_id, filename, y, row_split, place, mask_name) in enumerate(parsed):
             if row_split != split_code:
                 continue
             mask = None
@@ -70,13 +79,24 @@ class WaterbirdsDataset(MaskedImageDataset):
                 mask = root / mask_name
             elif use_masks and masks_dir is not None:
                 mask = Path(masks_dir) / Path(filename).with_suffix(".png")
-            records.append(Record(root / filename, y, y * num_places + place, img_id, mask))
+            record_attributes = tuple(column[row] for column in values) if attributes else None
+            records.append(Record(root / filename, y, y * num_places + place, img_id, mask, record_attributes))
         class_names, place_names = _names(root, num_classes, num_places)
         group_names = [f"{c}/{p}" for c in class_names for p in place_names]
-        super().__init__(records, class_names, num_classes * num_places, transform, group_names)
+        super().__init__(records, class_names, num_classes * num_places, transform, group_names, attributes)
         self.num_places = num_places
         self.place_names = place_names
         self.places = [r.group % num_places for r in self.records]
+
+
+def _binary_values(metadata: Path, rows: list[dict[str, str]], name: str) -> list[int]:
+    values = []
+    for number, row in enumerate(rows, start=2):
+        text = (row.get(name) or "").strip()
+        if text not in ("0", "1"):
+            raise ValueError(f"{metadata} row {number}: attribute {name!r} must be 0 or 1, got {text!r}")
+        values.append(int(text))
+    return values
 
 
 def _names(root: Path, num_classes: int, num_places: int) -> tuple[list[str], list[str]]:

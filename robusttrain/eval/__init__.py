@@ -9,14 +9,17 @@ from ..transforms.compositing import (
     only_fg,
 )
 from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
+from .feature_masks import importance_overlap, mask_correlations, top_features
 from .groups import group_accuracy
 from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
+from .noise import add_noise
 from .report import group_table, results_table
 from .sanity import cascading_randomization, map_similarity
 from .variants import VARIANTS, make_variants
 
 __all__ = [
     "VARIANTS",
+    "add_noise",
     "background_pool",
     "cascading_randomization",
     "centre_maps",
@@ -24,6 +27,7 @@ __all__ = [
     "energy_in_mask",
     "mask_iou",
     "map_similarity",
+    "mask_correlations",
     "pointing_game",
     "bounding_boxes",
     "composite",
@@ -32,6 +36,7 @@ __all__ = [
     "evaluate_variants",
     "group_accuracy",
     "group_table",
+    "importance_overlap",
     "make_variants",
     "no_fg",
     "only_bg_black",
@@ -39,4 +44,5 @@ __all__ = [
     "only_fg",
     "predict",
     "results_table",
+    "top_features",
 ]

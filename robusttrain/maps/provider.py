@@ -58,11 +58,13 @@ class MapProvider:
     def __init__(self, sources: Mapping[str, MapSource] | None = None) -> None:
         self.sources = dict(sources or {})
 
-    def begin_step(self, state: TrainState, batch: Batch, wanted: set[str]) -> Batch:
-        """``batch`` with ``maps`` for the ``wanted`` sources (fresh before-step maps, cached maps otherwise)."""
+    def begin_step(self, state: TrainState, batch: Batch, wanted: Mapping[str, torch.Tensor | None]) -> Batch:
+        """``batch`` with ``maps`` for the ``wanted`` sources (name -> the rows read, None for all): fresh
+        before-step maps of those rows, cached maps otherwise."""
         for source in self.sources.values():
             source.release()
-        found = {name: self.sources[name].before_step(state, batch) for name in self.sources if name in wanted}
+        found = {name: self.sources[name].before_step(state, batch, wanted[name])
+                 for name in self.sources if name in wanted}
         return batch.replace(maps={**batch.maps, **found}) if found else batch
 
     def arm(self, state: TrainState, batch: Batch, referenced: set[str]) -> None:

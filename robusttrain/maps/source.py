@@ -129,14 +129,16 @@ class MapSource:
         targets = batch.targets
         return targets[rows] if targets.ndim == 1 and not targets.is_floating_point() else None
 
-    def before_step(self, state: TrainState, batch: Batch) -> SourceMaps:
-        """Fresh maps (before-step sources) for the rows refreshed this step; with ``serve_cached`` the cached
-        maps of the other rows too."""
+    def before_step(self, state: TrainState, batch: Batch, rows: torch.Tensor | None = None) -> SourceMaps:
+        """Fresh maps (before-step sources) for the rows refreshed this step among ``rows`` (``(B,)`` bool, the
+        rows some callback reads; None: all); with ``serve_cached`` the cached maps of the other rows too."""
         if batch.indices is None:
             raise ValueError(f"map source {self.name!r} needs batch.indices (stable sample ids) to cache maps")
         method = self.bind(state.model)
         ids = batch.indices.cpu()
         fresh = self._fresh_rows(state.global_step, len(batch))
+        if rows is not None:
+            fresh &= rows.cpu()
         device = batch.images.device
         # The cache is read only where it is used: served to callbacks, or warm-starting the fresh rows.
         if self.serve_cached or (method.warm_start and fresh.any()):
@@ -149,15 +151,15 @@ class MapSource:
             maps[found.to(device)] = F.interpolate(cached[found], size=maps.shape[-2:], mode="bilinear",
                                                    align_corners=False).to(device)
         if fresh.any():
-            rows = fresh.nonzero().flatten().to(device)
+            picked = fresh.nonzero().flatten().to(device)
             options = {}
             if method.warm_start and found[fresh].any():  # NaN rows: no previous map, the method's own start
                 options["init_maps"] = torch.where(found[fresh][:, None, None, None], cached[fresh], float("nan"))
-            new = method(batch.images[rows], self._class_targets(batch, rows), **options)
-            maps[rows] = new
+            new = method(batch.images[picked], self._class_targets(batch, picked), **options)
+            maps[picked] = new
             self.cache.put(ids[fresh], new)
             self.calls += 1
-            self.computed += len(rows)
+            self.computed += len(picked)
         return SourceMaps(maps, served.to(device), fresh.to(device))
 
     def arm(self, state: TrainState, batch: Batch) -> None:

@@ -34,6 +34,10 @@ class ModelConfig:
         attention_head: add a jointly trained attention head.
         head_width: channels of that head; head_max_size: largest side it runs at (None = the image's).
         output_stride: timm CNN output stride (8, 16, 32) or None for the model's own.
+        attributes: names of the binary attributes of a multi-label model (one output each; ``num_classes``
+            must equal their number), or None for single-label classification.
+        feature_masks: per-feature attention masks for each attribute; mask_width: channels of their trunk;
+        mask_residual: classifiers see ``F * (1 + M)``; single_mask: one mask per attribute for all features.
 
     Raises:
         ValueError: a value of the wrong type or range, naming the field.
@@ -48,6 +52,11 @@ class ModelConfig:
     head_width: int = 32
     head_max_size: int | None = None
     output_stride: int | None = None
+    attributes: tuple[str, ...] | None = None
+    feature_masks: bool = False
+    mask_width: int = 64
+    mask_residual: bool = False
+    single_mask: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -69,6 +78,21 @@ class ModelConfig:
             problems.append(f"head_max_size must be an integer >= 8 or null, got {self.head_max_size!r}")
         if self.output_stride is not None and self.output_stride not in (8, 16, 32):
             problems.append(f"output_stride must be 8, 16, 32 or null, got {self.output_stride!r}")
+        if self.attributes is not None:
+            if isinstance(self.attributes, str) or not all(isinstance(a, str) and a for a in self.attributes):
+                problems.append(f"attributes must be a list of names, got {self.attributes!r}")
+            else:
+                object.__setattr__(self, "attributes", tuple(self.attributes))
+                if len(set(self.attributes)) != len(self.attributes) or len(self.attributes) != self.num_classes:
+                    problems.append(f"attributes must be {self.num_classes} distinct names (one per output), "
+                                    f"got {list(self.attributes)}")
+        for flag in ("feature_masks", "mask_residual", "single_mask"):
+            if not isinstance(getattr(self, flag), bool):
+                problems.append(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if not _is_int(self.mask_width) or self.mask_width < 1:
+            problems.append(f"mask_width must be an integer >= 1, got {self.mask_width!r}")
+        if self.feature_masks and self.attention_pool is not None:
+            problems.append("feature_masks and attention_pool both replace the pooling; choose one")
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
 
@@ -80,7 +104,10 @@ class ModelConfig:
         return create_model(self.name, self.num_classes, checkpoint=checkpoint, drop_rate=self.drop_rate,
                             attention_pool=self.attention_pool, mask_ratio=self.mask_ratio,
                             attention_head=self.attention_head, head_width=self.head_width,
-                            head_max_size=self.head_max_size, **extra)
+                            head_max_size=self.head_max_size, feature_masks=self.feature_masks,
+                            attributes=len(self.attributes) if self.attributes else None,
+                            mask_width=self.mask_width, mask_residual=self.mask_residual,
+                            single_mask=self.single_mask, **extra)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:

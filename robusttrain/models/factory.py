@@ -16,6 +16,7 @@ from torch import nn
 
 from .attention_head import AttentionHead, JointAttentionModel
 from .attention_pool import AttentionPool, AttentionPoolNet
+from .feature_masks import FeatureMaskNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,6 +74,11 @@ def create_model(
     attention_head: bool = False,
     head_width: int = 32,
     head_max_size: int | None = None,
+    feature_masks: bool = False,
+    attributes: int | None = None,
+    mask_width: int = 64,
+    mask_residual: bool = False,
+    single_mask: bool = False,
     **kwargs: Any,
 ) -> ImageModel | JointAttentionModel:
     """A timm model by name wrapped in :class:`ImageModel`.
@@ -89,6 +95,11 @@ def create_model(
         attention_head: return a :class:`JointAttentionModel`: the model plus an :class:`AttentionHead` of
             ``head_width`` channels (run at most at ``head_max_size`` pixels), trained with the
             ``joint_attention`` callback.
+        feature_masks: replace global pooling by a :class:`~robusttrain.models.feature_masks.FeatureMaskNet`
+            (a mask per feature and per attribute, ``mask_width`` trunk channels, ``mask_residual`` form,
+            ``single_mask`` for the attention-branch baseline).
+        attributes: number of binary attributes of a multi-label model (``num_classes`` must equal it): with
+            ``feature_masks`` each attribute gets its own masks and classifier; outputs are one logit each.
         **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``, ``output_stride``).
 
     Raises:
@@ -100,7 +111,17 @@ def create_model(
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
         raise ValueError(f"unknown timm model {name!r}; similar names: {close}")
-    if attention_pool is None:
+    if attributes is not None and attributes != num_classes:
+        raise ValueError(f"a multi-label model has one output per attribute: num_classes={num_classes} but "
+                         f"{attributes} attributes")
+    if attention_pool is not None and feature_masks:
+        raise ValueError("attention_pool and feature_masks both replace the pooling; choose one")
+    if feature_masks:
+        body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
+        per_attribute = (attributes, 1) if attributes else (1, num_classes)
+        backbone = FeatureMaskNet(body, *per_attribute, width=mask_width, residual=mask_residual,
+                                  single_mask=single_mask)
+    elif attention_pool is None:
         backbone = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     else:
         body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
@@ -152,7 +173,7 @@ def _load_plain(model: ImageModel, state: dict[str, torch.Tensor], path: Path) -
 
 def _load_matching(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> list[str]:
     own = model.state_dict()
-    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    skipped = [k for k, v in state.items() if k in own and isinstance(v, torch.Tensor) and own[k].shape != v.shape]
     state = {k: v for k, v in state.items() if k not in skipped}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k not in skipped]

@@ -18,7 +18,8 @@ from .models import RedDetector, red_square_scenes
 
 FAST = {"degradation": {"steps": 15}}
 DEVICE = torch.device(os.environ.get("RT_TEST_DEVICE", "cpu"))  # RT_TEST_DEVICE=cuda runs these on a GPU
-TRAINED_WITH_THE_MODEL = ("pool_attention", "attention_head")  # need their own modules, not a hand-built model
+# need their own modules, not a hand-built model
+TRAINED_WITH_THE_MODEL = ("pool_attention", "attention_head", "feature_masks")
 NEEDS_MAPS_FROM_THE_INPUT = [m for m in list_map_methods() if m not in TRAINED_WITH_THE_MODEL]
 
 
@@ -29,7 +30,8 @@ def _method(name: str, model: nn.Module):
 def _cnn(name: str, num_classes: int, **kwargs) -> nn.Module:
     """A timm CNN; with attention pooling or an attention head for the methods that read them."""
     extra = {"pool_attention": {"attention_pool": "dropkey", "output_stride": 16},
-             "attention_head": {"attention_head": True, "head_width": 8}}.get(name, {})
+             "attention_head": {"attention_head": True, "head_width": 8},
+             "feature_masks": {"feature_masks": True, "mask_width": 8}}.get(name, {})
     return create_model("test_resnet", num_classes=num_classes, **extra, **kwargs)
 
 
@@ -65,7 +67,8 @@ def test_running_a_method_leaves_training_untouched(name: str) -> None:
     next(iter(_backbone(model).children())).eval()  # a mixed-mode model must keep its mixed modes
     images = torch.rand(4, 3, 32, 32, device=DEVICE)
     model(images).sum().backward()  # gradients from a training step are pending
-    _backbone(model).get_submodule("body.layer1" if name == "pool_attention" else "layer1").requires_grad_(False)
+    _backbone(model).get_submodule("body.layer1" if name in ("pool_attention", "feature_masks") else "layer1")\
+        .requires_grad_(False)
     before = {
         "modes": {n: m.training for n, m in model.named_modules()},
         "buffers": {n: b.clone() for n, b in model.named_buffers()},

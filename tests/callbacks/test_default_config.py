@@ -13,7 +13,9 @@ from robusttrain.callbacks import build_callbacks
 from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
-DEFAULT = Path(__file__).resolve().parents[2] / "configs" / "callbacks" / "default.yaml"
+CALLBACK_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "callbacks"
+DEFAULT = CALLBACK_CONFIGS / "default.yaml"
+WITH_SWAP = CALLBACK_CONFIGS / "probe_weights_swap.yaml"
 DATASET_UNITS = {"start_step", "every", "dilate", "blur_radius", "head_max_size", "cache_resolution"}
 
 
@@ -25,16 +27,17 @@ def _numbers(node: object, key: str = "") -> list[tuple[str, float]]:
     return [(key, node)] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
 
 
-def test_the_default_has_no_option_in_steps_or_pixels() -> None:
-    config = yaml.safe_load(DEFAULT.read_text())
+@pytest.mark.parametrize("path", [DEFAULT, WITH_SWAP], ids=lambda p: p.stem)
+def test_the_default_and_its_swap_variant_have_no_option_in_steps_or_pixels(path: Path) -> None:
+    config = yaml.safe_load(path.read_text())
     numbers = _numbers(config)
-    assert numbers and not {key for key, _ in numbers} & DATASET_UNITS
+    assert not {key for key, _ in numbers} & DATASET_UNITS
     assert all(0 <= value <= 1 for key, value in numbers if key != "alpha"), numbers  # shares of training/image
 
 
 @pytest.mark.parametrize(("size", "total_steps"), [(32, 4), (96, 8)])
-def test_the_default_swaps_from_half_of_any_run_at_any_image_size(size: int, total_steps: int) -> None:
-    config = yaml.safe_load(DEFAULT.read_text())
+def test_the_swap_config_swaps_from_half_of_any_run_with_maps_of_the_swapped_rows(size: int, total_steps: int) -> None:
+    config = yaml.safe_load(WITH_SWAP.read_text())
     torch.manual_seed(0)
     model = create_model("test_resnet", 2)
     callbacks = build_callbacks(config["callbacks"], config["maps"])
@@ -51,7 +54,9 @@ def test_the_default_swaps_from_half_of_any_run_at_any_image_size(size: int, tot
         optimizer.step()
         state.global_step += 1
         callbacks.on_step_end(state)
-        swapped.append(batch.randomized is not None and bool(batch.randomized.any()))
+        swapped.append(0 if batch.randomized is None else int(batch.randomized.sum()))
     half = total_steps // 2
-    assert not any(swapped[:half]) and any(swapped[half:])
-    assert callbacks.maps.sources["gradcam"].calls == total_steps  # one Grad-CAM per step, both callbacks served
+    assert not any(s for s in swapped[:half]) and any(swapped[half:])
+    gradcam = callbacks.maps.sources["gradcam"]
+    assert gradcam.calls == sum(1 for s in swapped if s)  # one Grad-CAM per step that swaps, none before
+    assert gradcam.computed == sum(swapped)  # and only for the rows the swap changes

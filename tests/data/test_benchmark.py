@@ -85,3 +85,60 @@ def test_more_classes_use_more_shapes_and_domains() -> None:
     config = BenchmarkConfig(num_classes=4, n_train=400, n_val=64, n_test=64)
     assert len(set(config.class_names)) == 4 and len(set(config.domain_names)) == 4
     assert group_counts(config, "test").tolist() == [[4] * 4] * 4
+
+
+def test_metadata_carries_the_rendered_attributes(tiny_benchmark: Path) -> None:
+    from robusttrain.data import WaterbirdsDataset
+    from robusttrain.data.benchmark import ATTRIBUTES
+
+    train = WaterbirdsDataset(tiny_benchmark, "train", attributes=[*ATTRIBUTES, "y"])
+    values = train.attributes
+    assert values.shape == (len(train), len(ATTRIBUTES) + 1)
+    names = train.attribute_names
+    # has_hole is the ring class (class 1 of the 2-class benchmark); the others vary within each class
+    assert (values[:, names.index("has_hole")] == train.targets).all()
+    for name in ("patterned", "warm_colour", "large_object"):
+        share = values[:, names.index(name)].mean()
+        assert 0.15 < share < 0.85, (name, share)
+    item = train[0]
+    assert item["attributes"].dtype.is_floating_point and item["attributes"].tolist() == values[0].tolist()
+    # the size attribute agrees with the exact mask: large objects cover more of the image
+    areas = np.array([train[i]["mask"].mean().item() for i in range(len(train))])
+    large = values[:, names.index("large_object")] == 1
+    assert areas[large].mean() > 1.3 * areas[~large].mean()
+
+
+def test_a_version_1_benchmark_gains_its_attribute_columns_and_keeps_its_images(tmp_path: Path,
+                                                                               tiny_benchmark: Path) -> None:
+    import shutil
+
+    from robusttrain.data.benchmark import ATTRIBUTES
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_benchmark, old)
+    manifest = json.loads((old / "benchmark.json").read_text())
+    manifest["config"]["format_version"] = 1
+    (old / "benchmark.json").write_text(json.dumps(manifest))
+    with open(old / "metadata.csv", newline="") as handle:
+        rows = [{k: v for k, v in r.items() if k not in ATTRIBUTES} for r in csv.DictReader(handle)]
+    with open(old / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    images_before = _digest(old / "00.cross")
+    generate_benchmark(old, TINY)
+    assert (old / "metadata.csv").read_text() == (tiny_benchmark / "metadata.csv").read_text()
+    manifest_now = json.loads((old / "benchmark.json").read_text())
+    assert manifest_now == json.loads((tiny_benchmark / "benchmark.json").read_text())
+    assert _digest(old / "00.cross") == images_before
+
+
+def test_an_attribute_column_that_is_absent_or_not_binary_is_named(tiny_benchmark: Path, tmp_path: Path) -> None:
+    from robusttrain.data import WaterbirdsDataset
+
+    with pytest.raises(ValueError, match=r"no attribute columns \['wings'\]"):
+        WaterbirdsDataset(tiny_benchmark, "train", attributes=["wings"])
+    three = generate_benchmark(tmp_path / "three", BenchmarkConfig(num_classes=3, image_size=16, n_train=18,
+                                                                    n_val=9, n_test=9), workers=1)
+    with pytest.raises(ValueError, match=r"row \d+: attribute 'y' must be 0 or 1, got '2'"):
+        WaterbirdsDataset(three, "train", attributes=["y"])

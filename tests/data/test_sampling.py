@@ -1,4 +1,4 @@
-"""Weighted epoch sampling from a per-sample weights file: deterministic, proportional, and strict about its input."""
+"""Epoch sampling, shuffled or weighted by per-sample weights: deterministic, proportional, strict about input."""
 
 from __future__ import annotations
 
@@ -7,24 +7,30 @@ from pathlib import Path
 import pytest
 import torch
 
-from robusttrain.data import WeightedEpochSampler, read_sample_weights
+from robusttrain.data import AdaptiveEpochSampler, read_sample_weights
 
 
 def test_draws_follow_the_weights_and_depend_only_on_seed_and_epoch() -> None:
     weights = torch.tensor([1.0, 1.0, 8.0, 0.0])
-    sampler = WeightedEpochSampler(weights.repeat(500), seed=3)
+    sampler = AdaptiveEpochSampler(2000, seed=3)
+    shuffle = list(sampler)
+    assert sorted(shuffle) == list(range(2000))  # no weights: a permutation
+    sampler.set_weights(weights.repeat(500))
     first = list(sampler)
     assert list(sampler) == first and len(first) == 2000
     sampler.set_epoch(1)
     assert list(sampler) != first
     counts = torch.bincount(torch.tensor(first) % 4, minlength=4).double() / len(first)
     assert counts[3] == 0 and counts[2] == pytest.approx(0.8, abs=0.03) and counts[0] == pytest.approx(0.1, abs=0.03)
+    sampler.set_weights(None)
+    sampler.set_epoch(0)
+    assert list(sampler) == shuffle
 
 
-@pytest.mark.parametrize("weights", [[], [1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]])
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]])
 def test_weights_that_cannot_be_sampled_are_refused(weights: list[float]) -> None:
     with pytest.raises(ValueError, match="weights must be"):
-        WeightedEpochSampler(weights)
+        AdaptiveEpochSampler(2).set_weights(torch.tensor(weights))
 
 
 def test_weights_file_is_read_in_the_datasets_order_and_checked(tmp_path: Path) -> None:

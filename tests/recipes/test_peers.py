@@ -4,21 +4,18 @@ which labels each uses. (The full comparison is a benchmark: BENCHMARKS.md, neve
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .loading import load_recipe
+
 pytestmark = pytest.mark.slow
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("peers_recipe", ROOT / "recipes" / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("peers")
 
 
 def test_peer_rows_run_side_by_side(tiny_benchmark: Path, tmp_path: Path) -> None:

@@ -3,22 +3,19 @@ steps (a smoke run; the suite itself is a benchmark, never part of `make test`).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from robusttrain.data.benchmark import load_suite
 
-ROOT = Path(__file__).resolve().parents[2]
+from .loading import ROOT, load_recipe
+
 SUITE = ROOT / "configs" / "suite" / "suite_v1.yaml"
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("suite_recipe", ROOT / "recipes" / "suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("suite")
 
 
 def test_the_suite_has_development_and_reserved_members_that_differ() -> None:

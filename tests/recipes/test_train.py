@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import subprocess
@@ -11,14 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from .loading import ROOT, load_recipe
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("train_recipe", ROOT / "recipes" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("train")
 
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:

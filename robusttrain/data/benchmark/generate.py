@@ -9,15 +9,22 @@ so the dataset is deterministic from the seed and can be rendered in parallel.
 The output uses a Waterbirds-like layout so the same loader serves the real dataset::
 
     root/benchmark.json        generator config, class and domain names, group counts
-    root/metadata.csv          img_id,img_filename,y,split,place,mask_filename  (split: 0 train, 1 val, 2 test)
+    root/metadata.csv          img_id,img_filename,y,split,place,mask_filename,has_hole,patterned,warm_colour,
+                               large_object  (split: 0 train, 1 val, 2 test; the last four are 0/1 attributes)
     root/00.cross/000123.png         (images sit in class folders, as in Waterbirds)
     root/masks/00.cross/000123.png   (uint8 soft foreground mask, 255 = object; mask_filename is relative to root)
+
+Besides the class (``y``, the shape) and the spurious domain (``place``), every sample carries binary attributes
+of what was rendered (:data:`ATTRIBUTES`), for multi-attribute recognition. Format version 1 benchmarks (no
+attribute columns) are upgraded in place: the attributes are replayed from the same random draws, the images
+are not touched.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,10 +33,16 @@ import numpy as np
 from PIL import Image
 
 from .backgrounds import DOMAINS, render_background
-from .shapes import SHAPES, render_appearance, render_shape_mask
+from .shapes import HOLED_SHAPES, SHAPES, AppearanceDraw, ShapeDraw, draw_appearance, draw_shape, paint, rasterise
 
 SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: attribute columns in metadata.csv
+ATTRIBUTES = {
+    "has_hole": "the shape has an enclosed hole (ring)",
+    "patterned": "the object's texture is stripes or dots, not a solid colour",
+    "warm_colour": "the object's base hue is red, orange, yellow or pink",
+    "large_object": "the object's bounding square covers more than the middle of object_area",
+}
 
 
 @dataclass(frozen=True)
@@ -130,13 +143,33 @@ def split_plan(config: BenchmarkConfig, split: str) -> list[tuple[int, int]]:
     return [plan[i] for i in order]
 
 
+Draws = tuple[np.random.Generator, ShapeDraw, AppearanceDraw]
+
+
+def _draws(config: BenchmarkConfig, split: str, i: int, y: int) -> Draws:
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), i])
+    shape = draw_shape(config.class_names[y], config.image_size, rng, config.object_area)
+    return rng, shape, draw_appearance(config.image_size, rng)
+
+
+def _attributes(config: BenchmarkConfig, shape: ShapeDraw, appearance: AppearanceDraw) -> dict[str, int]:
+    middle = sum(config.object_area) / 2
+    return {"has_hole": int(shape.shape in HOLED_SHAPES), "patterned": int(appearance.pattern != "solid"),
+            "warm_colour": int(appearance.warm_colour), "large_object": int(shape.area > middle)}
+
+
+def sample_attributes(config: BenchmarkConfig, split: str, i: int, y: int) -> dict[str, int]:
+    """The binary :data:`ATTRIBUTES` of sample ``i`` of ``split`` (the draws only, nothing is rendered)."""
+    _, shape, appearance = _draws(config, split, i, y)
+    return _attributes(config, shape, appearance)
+
+
 def render_sample(config: BenchmarkConfig, split: str, i: int, y: int, place: int) -> tuple[np.ndarray, np.ndarray]:
     """Render sample ``i`` of ``split``: uint8 image ``(S, S, 3)`` and float32 soft mask ``(S, S)`` in [0, 1]."""
-    rng = np.random.default_rng([config.seed, SPLITS.index(split), i])
-    size = config.image_size
-    mask = render_shape_mask(config.class_names[y], size, rng, config.object_area)
-    foreground = render_appearance(size, rng).astype(np.float32)
-    background = render_background(config.domain_names[place], size, rng).astype(np.float32)
+    rng, shape, appearance = _draws(config, split, i, y)
+    mask = rasterise(shape)
+    foreground = paint(appearance, config.image_size).astype(np.float32)
+    background = render_background(config.domain_names[place], config.image_size, rng).astype(np.float32)
     image = mask[..., None] * foreground + (1.0 - mask[..., None]) * background
     return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
 
@@ -165,7 +198,11 @@ def generate_benchmark(
     wanted = {"config": asdict(config)}
     if manifest.exists() and not overwrite:
         found = json.loads(manifest.read_text())
-        if found.get("config") == json.loads(json.dumps(wanted["config"])):
+        config_found, config_wanted = found.get("config", {}), json.loads(json.dumps(wanted["config"]))
+        if config_found == config_wanted:
+            return root
+        if config_found.get("format_version", 1) == 1 and config_found == {**config_wanted, "format_version": 1}:
+            _add_attribute_columns(root, config, found)
             return root
         raise FileExistsError(f"{root} holds a benchmark made with another config; pass overwrite=True to replace it")
     if root.exists() and any(root.iterdir()) and not manifest.exists() and not overwrite:
@@ -179,7 +216,7 @@ def generate_benchmark(
             image_name = f"{folder}/{img_id:06d}.png"
             mask_name = f"masks/{folder}/{img_id:06d}.png"
             rows.append({"img_id": img_id, "img_filename": image_name, "y": y, "split": split_code, "place": place,
-                         "mask_filename": mask_name})
+                         "mask_filename": mask_name, **sample_attributes(config, split, i, y)})
             jobs.append((config, split, i, y, place, root, image_name, mask_name))
             img_id += 1
     for y, name in enumerate(config.class_names):
@@ -192,10 +229,7 @@ def generate_benchmark(
         for job in jobs:
             _write_sample(job)
 
-    with open(root / "metadata.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_rows(root / "metadata.csv", rows)
     summary = {
         **wanted,
         "class_names": list(config.class_names),
@@ -204,3 +238,30 @@ def generate_benchmark(
     }
     manifest.write_text(json.dumps(summary, indent=2))
     return root
+
+
+def _write_rows(path: Path, rows: list[dict[str, object]]) -> None:
+    """Write ``metadata.csv`` through a temporary file, so a failure never leaves half a file."""
+    partial = path.with_suffix(".csv.partial")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
+
+
+def _add_attribute_columns(root: Path, config: BenchmarkConfig, manifest: dict[str, object]) -> None:
+    """Upgrade a format-1 benchmark: replay each sample's draws for its attributes; images stay as they are."""
+    with open(root / "metadata.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = sum(len(split_plan(config, split)) for split in SPLITS)
+    if len(rows) != expected:
+        raise ValueError(f"{root}/metadata.csv has {len(rows)} rows, its benchmark.json config makes {expected}; "
+                         "regenerate it with overwrite=True")
+    position = 0
+    for split in SPLITS:
+        for i, (y, _) in enumerate(split_plan(config, split)):
+            rows[position].update(sample_attributes(config, split, i, y))
+            position += 1
+    _write_rows(root / "metadata.csv", rows)
+    (root / "benchmark.json").write_text(json.dumps({**manifest, "config": asdict(config)}, indent=2))

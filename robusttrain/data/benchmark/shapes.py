@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -83,6 +84,77 @@ SHAPES: dict[str, Callable[[np.random.Generator], ShapeOps]] = {
 }
 
 
+HOLED_SHAPES = frozenset({"ring"})  # shapes with a fully enclosed hole (the has_hole attribute)
+PATTERNS = ("solid", "stripes", "dots")
+
+
+@dataclass(frozen=True)
+class ShapeDraw:
+    """The random choices of one object instance: what :func:`rasterise` turns into a mask.
+
+    ``area`` is the drawn share of the image covered by the instance's bounding square.
+    """
+
+    shape: str
+    ops: ShapeOps
+    angle: float
+    aspect: float
+    area: float
+    centre: np.ndarray
+    size: int
+
+
+@dataclass(frozen=True)
+class AppearanceDraw:
+    """The random choices of one object texture: base and second colour (HSV), pattern and its mix weight."""
+
+    base_hsv: tuple[float, float, float]
+    second_hsv: tuple[float, float, float]
+    pattern: str
+    pattern_angle: float
+    period: float
+    mix: float
+
+    @property
+    def warm_colour(self) -> bool:
+        """Base hue red, orange, yellow or pink (a third of the hue circle)."""
+        hue = self.base_hsv[0]
+        return hue < 1 / 6 or hue >= 5 / 6
+
+
+def draw_shape(shape: str, size: int, rng: np.random.Generator,
+               area_range: tuple[float, float] = (0.12, 0.35)) -> ShapeDraw:
+    """Draw one random instance of ``shape`` (pose, aspect 0.7-1.3, bounding-square area in ``area_range``)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; choose from {sorted(SHAPES)}")
+    ops = SHAPES[shape](rng)
+    angle = rng.uniform(0, 2 * math.pi)
+    aspect = rng.uniform(0.7, 1.3)
+    area = rng.uniform(*area_range)
+    half_extent = math.sqrt(area) * size / 2.0
+    scale = np.array([half_extent * math.sqrt(aspect), half_extent / math.sqrt(aspect)])
+    reach = float(np.abs(scale).max()) * 1.05
+    low, high = reach, size - reach
+    centre = rng.uniform(low, high, size=2) if high > low else np.full(2, size / 2.0)
+    return ShapeDraw(shape, ops, angle, aspect, area, centre, size)
+
+
+def rasterise(draw: ShapeDraw) -> np.ndarray:
+    """The instance's soft mask, float32 ``(size, size)`` in [0, 1] (supersampled, box-filtered)."""
+    size = draw.size
+    half_extent = math.sqrt(draw.area) * size / 2.0
+    scale = np.array([half_extent * math.sqrt(draw.aspect), half_extent / math.sqrt(draw.aspect)])
+    rotation = np.array([[math.cos(draw.angle), -math.sin(draw.angle)], [math.sin(draw.angle), math.cos(draw.angle)]])
+    big = size * SUPERSAMPLE
+    canvas = Image.new("L", (big, big), 0)
+    pen = ImageDraw.Draw(canvas)
+    for polygon, fill in draw.ops:
+        points = (polygon * scale) @ rotation.T + draw.centre
+        pen.polygon([tuple(p) for p in points * SUPERSAMPLE], fill=255 * fill)
+    mask = np.asarray(canvas, dtype=np.float32).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
+    return mask / 255.0
+
+
 def render_shape_mask(
     shape: str, size: int, rng: np.random.Generator, area_range: tuple[float, float] = (0.12, 0.35)
 ) -> np.ndarray:
@@ -91,46 +163,44 @@ def render_shape_mask(
     The instance is rotated, stretched (aspect 0.7-1.3) and scaled so that its bounding square covers
     roughly ``area_range`` of the image, then placed so that it stays inside the frame.
     """
-    if shape not in SHAPES:
-        raise ValueError(f"unknown shape {shape!r}; choose from {sorted(SHAPES)}")
-    ops = SHAPES[shape](rng)
-    angle = rng.uniform(0, 2 * math.pi)
-    aspect = rng.uniform(0.7, 1.3)
-    half_extent = math.sqrt(rng.uniform(*area_range)) * size / 2.0
-    scale = np.array([half_extent * math.sqrt(aspect), half_extent / math.sqrt(aspect)])
-    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    reach = float(np.abs(scale).max()) * 1.05
-    low, high = reach, size - reach
-    centre = rng.uniform(low, high, size=2) if high > low else np.full(2, size / 2.0)
+    return rasterise(draw_shape(shape, size, rng, area_range))
 
-    big = size * SUPERSAMPLE
-    canvas = Image.new("L", (big, big), 0)
-    draw = ImageDraw.Draw(canvas)
-    for polygon, fill in ops:
-        points = (polygon * scale) @ rotation.T + centre
-        draw.polygon([tuple(p) for p in points * SUPERSAMPLE], fill=255 * fill)
-    mask = np.asarray(canvas, dtype=np.float32).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
-    return mask / 255.0
+
+def draw_appearance(size: int, rng: np.random.Generator) -> AppearanceDraw:
+    """Draw a class-independent object texture: random hue, then solid, stripes or dots."""
+    base = (rng.uniform(0, 1), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
+    second = (rng.uniform(0, 1), rng.uniform(0.3, 1.0), rng.uniform(0.2, 0.9))
+    pattern = int(rng.integers(0, 3))
+    angle, period = 0.0, 0.0
+    if pattern == 1:
+        angle = rng.uniform(0, math.pi)
+        period = rng.uniform(4, 9) * size / 64
+    elif pattern == 2:
+        period = rng.uniform(5, 10) * size / 64
+    mix = rng.uniform(0.4, 0.9)
+    return AppearanceDraw(base, second, PATTERNS[pattern], angle, period, mix)
+
+
+def paint(draw: AppearanceDraw, size: int) -> np.ndarray:
+    """The texture of ``draw``, uint8 ``(size, size, 3)``."""
+    base, second = _hsv_to_rgb(*draw.base_hsv), _hsv_to_rgb(*draw.second_hsv)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    if draw.pattern == "solid":
+        weight = np.zeros((size, size), np.float32)
+    elif draw.pattern == "stripes":
+        along = xx * math.cos(draw.pattern_angle) + yy * math.sin(draw.pattern_angle)
+        weight = (np.sin(along * 2 * math.pi / draw.period) > 0).astype(np.float32)
+    else:
+        wave = np.sin(xx * 2 * math.pi / draw.period) * np.sin(yy * 2 * math.pi / draw.period)
+        weight = (wave > 0.5).astype(np.float32)
+    weight = weight[..., None] * draw.mix
+    image = (1 - weight) * base + weight * second
+    return np.clip(image * 255, 0, 255).astype(np.uint8)
 
 
 def render_appearance(size: int, rng: np.random.Generator) -> np.ndarray:
     """A class-independent object texture, uint8 ``(size, size, 3)``: random hue, then solid, stripes or dots."""
-    base = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
-    second = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 1.0), rng.uniform(0.2, 0.9))
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    pattern = rng.integers(0, 3)
-    if pattern == 0:
-        weight = np.zeros((size, size), np.float32)
-    elif pattern == 1:
-        angle = rng.uniform(0, math.pi)
-        period = rng.uniform(4, 9) * size / 64
-        weight = (np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period) > 0).astype(np.float32)
-    else:
-        period = rng.uniform(5, 10) * size / 64
-        weight = ((np.sin(xx * 2 * math.pi / period) * np.sin(yy * 2 * math.pi / period)) > 0.5).astype(np.float32)
-    weight = weight[..., None] * rng.uniform(0.4, 0.9)
-    image = (1 - weight) * base + weight * second
-    return np.clip(image * 255, 0, 255).astype(np.uint8)
+    return paint(draw_appearance(size, rng), size)
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:

@@ -1,0 +1,397 @@
+"""Per-feature attention masks on multi-attribute data, with and without the intentional mask transformation.
+
+Rows, same data, body, budget and seeds: ``plain`` (global pooling, one logit per attribute); ``single_mask``
+(one attention mask per attribute for all features: the attention-branch baseline); ``multi_channel`` (a mask per
+feature and per attribute); ``intentional`` (multi_channel whose masks are transformed from ``--transform-start``
+of training on: the fine-tuning phase); and ``multi_channel + inference transform`` (the multi_channel model with
+the transformation switched on at test time only, no fine-tuning).
+
+Data: the built-in benchmark with its attribute columns; the class (``y``, the shape) is correlated with the
+background domain (``place``) in training, so ``y`` and ``place`` are the spurious pair. Evaluated on the
+group-balanced test split: per-attribute accuracy clean, under Gaussian noise (the DropKey protocol's
+variances) and, for the object's attributes, on Mixed-Rand (the object on another image's background); the
+class's worst-group accuracy over (y, place); for mask models the masks' mean pairwise correlation between
+features and between attributes, and the energy of each attribute's importance-weighted map on the region that
+carries it (the object; the background for ``place``) over a uniform map's.
+
+Example:
+    python recipes/feature_masks.py -c configs/feature_masks.yaml --output-dir reports/feature_masks --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from robusttrain.attention import create_map_method, feature_importance, per_feature_maps
+from robusttrain.callbacks import CallbackList, build_callbacks
+from robusttrain.config import parse_with_config
+from robusttrain.data import (
+    BenchmarkConfig,
+    EpochShuffleSampler,
+    WaterbirdsDataset,
+    build_eval_transform,
+    build_train_transform,
+    generate_benchmark,
+)
+from robusttrain.eval import (
+    add_noise,
+    background_pool,
+    energy_in_mask,
+    importance_overlap,
+    make_variants,
+    mask_correlations,
+    top_features,
+)
+from robusttrain.models import MaskTransform, ModelConfig, find_feature_masks
+from robusttrain.types import Batch, TrainState
+
+VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
+INFERENCE_ROW = "multi_channel + inference transform"
+BACKGROUND_ATTRIBUTES = ("place",)  # carried by the background; every other attribute by the object
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", default="reports/feature_masks")
+    parser.add_argument("--data-dir", default="data/synth_waterbirds")
+    parser.add_argument("--generate", action=argparse.BooleanOptionalAction, default=True,
+                        help="render the built-in benchmark into --data-dir first (reused when it exists)")
+    parser.add_argument("--benchmark-fraction", type=float, default=1.0, help="split sizes relative to Waterbirds'")
+    parser.add_argument("--correlation", type=float, default=0.95, help="P(place == y) in the training split")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--attributes", nargs="+",
+                        default=["y", "place", "patterned", "warm_colour", "large_object"],
+                        help="binary metadata columns, one output each")
+    parser.add_argument("--model", default="test_resnet")
+    parser.add_argument("--output-stride", type=int, default=8, choices=[8, 16, 32])
+    parser.add_argument("--mask-width", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (one process each)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--eval-images", type=int, default=2048, help="test images evaluated (a fixed subset)")
+    parser.add_argument("--noise-variances", nargs="+", type=float, default=[0.003, 0.01, 0.03, 0.1])
+    parser.add_argument("--transform-start", type=float, default=0.8, help="fraction of training")
+    parser.add_argument("--transform-window", type=float, default=0.1, help="fraction of training")
+    parser.add_argument("--transform-importance", default="weights", choices=["weights", "gradient"])
+    parser.add_argument("--transform-top-fraction", type=float, default=0.1)
+    parser.add_argument("--transform-mode", default="scale", choices=["scale", "sharpen", "binarise"])
+    parser.add_argument("--transform-emphasis", type=float, default=2.0)
+    parser.add_argument("--transform-damp", type=float, default=0.5)
+    parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # VARIANT:SEED, one run in this process
+    return parser
+
+
+def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be positive integers")
+    if not 0 < args.benchmark_fraction <= 1:
+        parser.error(f"--benchmark-fraction must be in (0, 1], got {args.benchmark_fraction}")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps must be a positive integer, got {args.max_steps}")
+    if "y" not in args.attributes or "place" not in args.attributes:
+        parser.error("--attributes must include the spurious pair 'y' and 'place'")
+    try:
+        transform(args)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def transform(args: argparse.Namespace) -> MaskTransform:
+    return MaskTransform(args.transform_top_fraction, args.transform_mode, args.transform_emphasis,
+                         damp=args.transform_damp)
+
+
+def model_config(args: argparse.Namespace, variant: str) -> ModelConfig:
+    masks = variant != "plain"
+    return ModelConfig(name=args.model, num_classes=len(args.attributes), attributes=tuple(args.attributes),
+                       output_stride=args.output_stride, feature_masks=masks, mask_width=args.mask_width,
+                       single_mask=variant == "single_mask")
+
+
+def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    dataset = WaterbirdsDataset(args.data_dir, "train", build_train_transform(args.image_size, seed=seed),
+                                attributes=args.attributes)
+    sampler = EpochShuffleSampler(len(dataset), seed)
+    loader = DataLoader(dataset, args.batch_size, sampler=sampler, drop_last=True)
+    total = args.epochs * len(loader) if args.max_steps is None else min(args.max_steps, args.epochs * len(loader))
+    config = model_config(args, variant)
+    config.save(run_dir)
+    model = config.build()
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    callbacks = CallbackList()
+    if variant == "intentional":
+        t = transform(args)
+        callbacks = build_callbacks([{"name": "intentional_masks", "start": args.transform_start,
+                                      "window": args.transform_window, "importance": args.transform_importance,
+                                      "top_fraction": t.top_fraction, "mode": t.mode, "emphasis": t.emphasis,
+                                      "damp": t.damp}])
+    state = TrainState(model=model, optimizer=optimizer, total_steps=total)
+    callbacks.setup(state)
+    model.train()
+    while state.global_step < total:
+        sampler.set_epoch(state.epoch)
+        dataset.set_epoch(state.epoch)
+        for items in loader:
+            batch = callbacks.on_batch_start(state, Batch(images=items["image"], targets=items["attributes"],
+                                                          indices=items["index"], groups=items["group"]))
+            outputs = model(batch.images)
+            losses = F.binary_cross_entropy_with_logits(outputs, batch.targets, reduction="none").mean(dim=1)
+            losses = callbacks.on_loss(state, batch, outputs, losses)
+            optimizer.zero_grad(set_to_none=True)
+            losses.mean().backward()
+            optimizer.step()
+            schedule.step()
+            state.global_step += 1
+            callbacks.on_step_end(state)
+            if state.global_step >= total:
+                break
+        state.epoch += 1
+    callbacks.teardown(state)
+    torch.save(model.state_dict(), run_dir / "model.pt")
+    return model.eval()
+
+
+def test_data(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """A fixed subset of the test split: images, masks, attributes, places, targets, indices, Mixed-Rand images."""
+    test = WaterbirdsDataset(args.data_dir, "test", build_eval_transform(args.image_size), attributes=args.attributes)
+    picks = np.random.default_rng(0).permutation(len(test))[: args.eval_images]
+    items = [test[int(i)] for i in picks]
+    data = {key: torch.stack([torch.as_tensor(it[name]) for it in items])
+            for key, name in (("images", "image"), ("masks", "mask"), ("attributes", "attributes"),
+                              ("targets", "target"), ("indices", "index"))}
+    data["places"] = torch.tensor([test.places[int(i)] for i in picks])
+    pool = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size))
+    backgrounds, pool_targets = background_pool(pool, max_size=2000)
+    data["mixed_rand"] = make_variants(data["images"], data["masks"], data["targets"], data["indices"], backgrounds,
+                                       pool_targets, test.num_classes)["mixed_rand"]
+    return data
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    return torch.cat([(model(images[i:i + batch]) > 0).long() for i in range(0, len(images), batch)])
+
+
+def accuracies(args: argparse.Namespace, model: torch.nn.Module, data: dict[str, torch.Tensor]) -> dict[str, Any]:
+    truth = data["attributes"].long()
+    clean = predict(model, data["images"])
+    per_attribute = (clean == truth).float().mean(dim=0)
+    y = args.attributes.index("y")
+    groups = data["targets"] * 2 + data["places"]
+    correct = (clean[:, y] == truth[:, y]).float()
+    group_acc = [float(correct[groups == g].mean()) for g in groups.unique()]
+    noise = {}
+    for i, variance in enumerate(args.noise_variances):
+        noisy = add_noise(data["images"], variance, seed=1000 + i)
+        noise[f"{variance:g}"] = ((predict(model, noisy) == truth).float().mean(dim=0)).tolist()
+    object_attributes = [i for i, a in enumerate(args.attributes) if a not in BACKGROUND_ATTRIBUTES]
+    mixed = (predict(model, data["mixed_rand"]) == truth).float().mean(dim=0)
+    return {"clean": dict(zip(args.attributes, per_attribute.tolist(), strict=True)),
+            "mean_clean": float(per_attribute.mean()),
+            "worst_group_y": min(group_acc),
+            "noise": {v: dict(zip(args.attributes, accs, strict=True)) for v, accs in noise.items()},
+            "mean_noise": {v: float(np.mean(accs)) for v, accs in noise.items()},
+            "mixed_rand": {args.attributes[i]: float(mixed[i]) for i in object_attributes},
+            "mean_mixed_rand": float(mixed[object_attributes].mean())}
+
+
+def mask_study(args: argparse.Namespace, model: torch.nn.Module, data: dict[str, torch.Tensor],
+               train_images: torch.Tensor) -> dict[str, Any]:
+    """Mask correlations, importances and their overlap, and each attribute map's energy on its region."""
+    net = find_feature_masks(model)
+    with torch.no_grad():
+        masks = net.masks(model.forward_features(data["images"][:256]), transformed=False)
+    batches = train_images.split(128)
+    importance = {m: feature_importance(model, batches, m) for m in ("weights", "gradient")}
+    study: dict[str, Any] = {"mask_correlation": mask_correlations(masks)}
+    study["importance"] = {m: v.tolist() for m, v in importance.items()}
+    study["top_features"] = dict(zip(args.attributes, top_features(importance["weights"], 0.05), strict=True))
+    study["top_overlap"] = importance_overlap(importance["weights"], 0.1).tolist()
+    study["top_overlap_methods"] = [len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in
+                                    zip(top_features(importance["weights"]), top_features(importance["gradient"]),
+                                        strict=True)]
+    if net.transform is None:  # a model trained with the transformation keeps the importances it selected with
+        net.set_transform(None, importance["weights"])
+    energy = {}
+    images, object_masks = data["images"][:512], data["masks"][:512]
+    for a, name in enumerate(args.attributes):
+        maps = create_map_method("feature_masks", model, attribute=a)(images)
+        region = 1 - object_masks if name in BACKGROUND_ATTRIBUTES else object_masks
+        energy[name] = float(energy_in_mask(maps, region).mean() / region.mean())
+    study["energy_over_uniform"] = energy
+    return study
+
+
+def figure(args: argparse.Namespace, model: torch.nn.Module, image: torch.Tensor, path: Path, k: int = 4) -> None:
+    """For one image: each attribute's top-k features' masks (by weight importance), side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    net = find_feature_masks(model)
+    tops = net.importance.topk(k, dim=1).indices
+    maps = per_feature_maps(model, image[None])[0]  # (A, C, H, W)
+    rows = len(args.attributes)
+    fig, axes = plt.subplots(rows, k + 1, figsize=(1.6 * (k + 1), 1.6 * rows))
+    for a, name in enumerate(args.attributes):
+        axes[a, 0].imshow(image.permute(1, 2, 0).numpy())
+        axes[a, 0].set_ylabel(name, fontsize=8)
+        for j, c in enumerate(tops[a].tolist()):
+            axes[a, j + 1].imshow(maps[a, c].numpy(), vmin=0, vmax=1, cmap="magma")
+            axes[a, j + 1].set_title(f"feature {c}", fontsize=7)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_one(args: argparse.Namespace, variant: str, seed: int) -> None:
+    torch.set_num_threads(args.threads)
+    run_dir = Path(args.output_dir) / "runs" / f"{variant}_s{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    model = train(args, variant, seed, run_dir)
+    seconds = time.time() - started
+    data = test_data(args)
+    results = {variant: accuracies(args, model, data)}
+    if variant != "plain":
+        train_eval = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size))
+        picks = np.random.default_rng(1).permutation(len(train_eval))[:512]
+        train_images = torch.stack([train_eval[int(i)]["image"] for i in picks])
+        study = mask_study(args, model, data, train_images)
+        results[variant]["masks"] = study
+        if variant == "multi_channel":
+            figure(args, model, data["images"][0], run_dir / "top_feature_masks.png")
+            find_feature_masks(model).set_transform(transform(args))
+            results[INFERENCE_ROW] = accuracies(args, model, data)
+    results[variant]["train_seconds"] = seconds
+    partial = run_dir / "result.json.partial"
+    partial.write_text(json.dumps(results, indent=2))
+    partial.replace(run_dir / "result.json")
+
+
+def summary(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Mean +- std over seeds per row; the markdown table and the numbers."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for variant in args.variants:
+        for seed in args.seeds:
+            for row, values in json.loads((Path(args.output_dir) / "runs" / f"{variant}_s{seed}" /
+                                           "result.json").read_text()).items():
+                rows.setdefault(row, []).append(values)
+
+    def stat(values: list[float]) -> str:
+        return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
+
+    variances = [f"{v:g}" for v in args.noise_variances]
+    lines = ["| row | mean attribute acc (clean) | " + " | ".join(f"noise {v}" for v in variances) +
+             " | Mixed-Rand (object attributes) | worst group (y x place) |",
+             "|---" * (4 + len(variances)) + "|"]
+    numbers: dict[str, Any] = {}
+    for row, runs in rows.items():
+        numbers[row] = {"clean": {a: np.mean([r["clean"][a] for r in runs]) for a in args.attributes}}
+        cells = [stat([r["mean_clean"] for r in runs])]
+        cells += [stat([r["mean_noise"][v] for r in runs]) for v in variances]
+        cells += [stat([r["mean_mixed_rand"] for r in runs]), stat([r["worst_group_y"] for r in runs])]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += ["", "Per-attribute clean accuracy (mean over seeds):", "",
+              "| row | " + " | ".join(args.attributes) + " |", "|---" * (len(args.attributes) + 1) + "|"]
+    for row, runs in rows.items():
+        lines.append(f"| {row} | " + " | ".join(stat([r["clean"][a] for r in runs]) for a in args.attributes) + " |")
+    masked = {row: runs for row, runs in rows.items() if "masks" in runs[0]}
+    if masked:
+        lines += ["", "Masks (mean ± std over seeds): correlation between features / attributes, energy of each "
+                  "attribute's map on its region over a uniform map's:", "",
+                  "| row | corr. features | corr. attributes | " + " | ".join(f"energy {a}" for a in args.attributes)
+                  + " |", "|---" * (3 + len(args.attributes)) + "|"]
+        for row, runs in masked.items():
+            studies = [r["masks"] for r in runs]
+            cells = [f"{np.mean([s['mask_correlation'][k] for s in studies]):.3f} ± "
+                     f"{np.std([s['mask_correlation'][k] for s in studies]):.3f}"
+                     for k in ("between_features", "between_attributes")]
+            cells += [f"{np.mean([s['energy_over_uniform'][a] for s in studies]):.2f}" for a in args.attributes]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+            numbers[row]["masks"] = studies
+        lines += overlap_lines(args, masked)
+    return "\n".join(lines), numbers
+
+
+def overlap_lines(args: argparse.Namespace, masked: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Top features per attribute (first seed) and the attributes' top-10% overlap (Jaccard, mean over seeds)."""
+    lines = ["", "Top features per attribute (weight importance, first seed; 5% of the features, best first) and "
+             "the overlap of the attributes' top-10% sets (Jaccard, mean over seeds):", ""]
+    for row, runs in masked.items():
+        first = runs[0]["masks"]
+        tops = "; ".join(f"{a}: {first['top_features'][a]}" for a in args.attributes)
+        overlap = np.mean([r["masks"]["top_overlap"] for r in runs], axis=0)
+        pairs = [f"{args.attributes[i]}/{args.attributes[j]} {overlap[i][j]:.2f}"
+                 for i in range(len(args.attributes)) for j in range(i + 1, len(args.attributes))]
+        agree = np.mean([r["masks"]["top_overlap_methods"] for r in runs])
+        lines += [f"- {row}: {tops}", f"  - overlap: {', '.join(pairs)}",
+                  f"  - weight vs gradient importance, same top-10% features: {agree:.2f} (Jaccard)"]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse_with_config(parser, argv)
+    check(args, parser)
+    if args.run is not None:
+        variant, seed = args.run.split(":")
+        run_one(args, variant, int(seed))
+        return 0
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.generate:
+        config = BenchmarkConfig(image_size=args.image_size, correlation=args.correlation)
+        generate_benchmark(args.data_dir, config.scaled(args.benchmark_fraction))
+    todo = [(v, s) for s in args.seeds for v in args.variants
+            if not (out / "runs" / f"{v}_s{s}" / "result.json").is_file()]
+
+    def launch(job: tuple[str, int]) -> int:
+        log_path = out / "runs" / f"{job[0]}_s{job[1]}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:
+            command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),
+                       "--run", f"{job[0]}:{job[1]}", "--no-generate"]
+            return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(launch, todo))
+    failed = [f"{v}_s{s}" for (v, s), code in zip(todo, codes, strict=True) if code]
+    if failed:
+        print(f"runs failed (logs in {out / 'runs'}): {failed}", file=sys.stderr)
+        return 1
+    table, numbers = summary(args)
+    (out / "summary.md").write_text(table + "\n")
+    (out / "summary.json").write_text(json.dumps(numbers, indent=2, default=float))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Maps from per-feature attention masks: per attribute and feature, and one importance-weighted map per attribute.
+
+The map of attribute ``a`` is ``sum_c importance[a, c] * M[a, c] * relu(F[c])``: the masked features that
+attribute ``a``'s classifier pools, weighted by how much each feature matters to it. The mask alone says what
+may pass, not what is there; the product is what reaches the classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.feature_masks import FeatureMaskNet, find_feature_masks
+from .base import MapMethod, check_images, target_scores
+from .registry import MAP_METHODS
+from .state import untouched
+
+IMPORTANCE_METHODS = ("weights", "gradient")
+
+
+def _parts(model: nn.Module, images: torch.Tensor) -> tuple[FeatureMaskNet, torch.Tensor, torch.Tensor]:
+    net = find_feature_masks(model)
+    features = model.forward_features(images)
+    return net, features, net.masks(features)
+
+
+def per_feature_maps(model: nn.Module, images: torch.Tensor, features: Sequence[int] | None = None,
+                     transformed: bool = False) -> torch.Tensor:
+    """Masks per attribute and feature at image size, ``(B, A, C', H, W)`` in [0, 1] (``C'`` = ``features``, default
+    all: mind the memory, ``B * A * C * H * W`` floats). ``transformed`` applies the model's mask transform."""
+    check_images(images, model)
+    with untouched(model), torch.no_grad():
+        net = find_feature_masks(model)
+        masks = net.masks(model.forward_features(images), transformed=transformed)
+    if features is not None:
+        masks = masks[:, :, list(features)]
+    batch, attributes, channels, height, width = masks.shape
+    upsampled = F.interpolate(masks.reshape(batch, attributes * channels, height, width), size=images.shape[-2:],
+                              mode="bilinear", align_corners=False)
+    return upsampled.view(batch, attributes, channels, *images.shape[-2:])
+
+
+def feature_importance(model: nn.Module, batches: Iterable[torch.Tensor], method: str = "weights") -> torch.Tensor:
+    """How much each feature matters to each attribute, ``(A, C)`` >= 0, averaged over image ``batches``.
+
+    ``weights``: the norm of the attribute's classifier weights on the feature times its mean masked activation
+    (what the feature contributes to the logits). ``gradient``: the mean ``|sum_hw dlogit/dM * M|`` of the
+    feature's mask (how much the logit moves if the mask closes). The model is left untouched.
+
+    Raises:
+        ValueError: unknown method, no batches, or a model without feature masks.
+    """
+    if method not in IMPORTANCE_METHODS:
+        raise ValueError(f"importance method must be one of {list(IMPORTANCE_METHODS)}, got {method!r}")
+    total, count = None, 0
+    with untouched(model):
+        for images in batches:
+            check_images(images, model)
+            with torch.enable_grad() if method == "gradient" else torch.no_grad():
+                net, features, masks = _parts(model, images)
+                if method == "weights":
+                    per_sample = net.pooled(features, masks).abs() * net.weight.norm(dim=1)
+                else:
+                    masks = masks.detach().requires_grad_(True)
+                    logits = net.classify(net.pooled(features.detach(), masks))
+                    scores = _attribute_scores(net, logits)
+                    (grads,) = torch.autograd.grad(scores.sum(), masks)
+                    per_sample = (grads * masks).sum(dim=(-2, -1)).abs()
+            batch_sum = per_sample.detach().sum(dim=0)
+            total = batch_sum if total is None else total + batch_sum
+            count += len(images)
+    if total is None:
+        raise ValueError("feature_importance needs at least one batch of images")
+    return total / count
+
+
+def _attribute_scores(net: FeatureMaskNet, logits: torch.Tensor) -> torch.Tensor:
+    """``(B, A)``: each attribute's logit (multi-label) or the predicted class's logit (one K-class label)."""
+    if net.outputs_per_attribute == 1:
+        return logits
+    return target_scores(logits, None)[0][:, None]
+
+
+def attribute_maps(model: nn.Module, images: torch.Tensor, attribute: int = 0) -> torch.Tensor:
+    """Raw importance-weighted map of ``attribute``, ``(B, 1, h, w)`` at feature resolution (see the module)."""
+    net, features, masks = _parts(model, images)
+    if not 0 <= attribute < net.num_attributes:
+        raise ValueError(f"attribute must be an index in [0, {net.num_attributes - 1}], got {attribute}")
+    importance = net.importance[attribute]
+    if not importance.any():  # no importance computed yet: the classifier's weights alone
+        importance = net.weight[attribute].norm(dim=0)
+    weighted = masks[:, attribute] * features.clamp_min(0) * importance[None, :, None, None]
+    return weighted.sum(dim=1, keepdim=True)
+
+
+@MAP_METHODS.register("feature_masks")
+class FeatureMaskMaps(MapMethod):
+    """One map per image for ``attribute`` (index): importance-weighted masked features, one forward pass.
+
+    Uses the importances stored in the model (``FeatureMaskNet.set_transform`` / the ``intentional_masks``
+    callback), else the classifier's weight norms.
+
+    Raises:
+        ValueError: the model has no feature masks (``create_model(..., feature_masks=True)``).
+    """
+
+    uses_gradients = False
+
+    def __init__(self, model: nn.Module, attribute: int = 0) -> None:
+        super().__init__(model)
+        net = find_feature_masks(model)
+        if isinstance(attribute, bool) or not isinstance(attribute, int) \
+                or not 0 <= attribute < net.num_attributes:
+            raise ValueError(f"attribute must be an index in [0, {net.num_attributes - 1}], got {attribute!r}")
+        self.attribute = attribute
+
+    def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
+            return attribute_maps(self.model, images, self.attribute)

@@ -1,0 +1,84 @@
+"""probe_weights: the first epoch's backgrounds flag the minority, weights balance it, nothing when no bias."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robusttrain.callbacks import ProbeWeightCallback, build_callbacks
+from robusttrain.data import AdaptiveEpochSampler
+from robusttrain.types import Batch, TrainState
+
+
+def _scenes(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A grey centre on a background whose colour (reddish / bluish) agrees with the label for a ``correlation``
+    share of samples; returns images, labels and which samples are the minority."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % 2
+    minority = torch.rand(count, generator=generator) > correlation
+    place = torch.where(minority, 1 - labels, labels)
+    images = 0.3 + 0.2 * torch.rand(count, 3, 24, 24, generator=generator)
+    images[:, 0] += 0.4 * (place == 0).float()[:, None, None]
+    images[:, 2] += 0.4 * (place == 1).float()[:, None, None]
+    images[:, :, 8:16, 8:16] = 0.5
+    return images.clamp(0, 1), labels, minority
+
+
+def _epoch(callback: ProbeWeightCallback, state: TrainState, images, labels, batch: int = 32) -> None:
+    for start in range(0, len(images), batch):
+        rows = slice(start, start + batch)
+        callback.on_batch_start(state, Batch(images=images[rows], targets=labels[rows],
+                                             indices=torch.arange(len(images))[rows]))
+    callback.on_epoch_end(state)
+    state.epoch += 1
+
+
+def test_the_minority_is_flagged_and_balanced_within_each_label() -> None:
+    images, labels, minority = _scenes(400, correlation=0.9)
+    callbacks, state = build_callbacks([{"name": "probe_weights"}]), TrainState()
+    callback = callbacks.callbacks[0]
+    assert callbacks.sampling_weights(state, range(400)) is None  # nothing before the first epoch ends
+    _epoch(callback, state, images, labels)
+    assert callback.summary["biased"] and callback.summary["flagged"] == int(minority.sum())
+    weights = callbacks.sampling_weights(state, range(400))
+    for label in (0, 1):
+        rows = labels == label
+        assert weights[rows & minority].sum() == pytest.approx(float(weights[rows & ~minority].sum()))
+    assert weights[minority].min() > 5 * weights[~minority].max()
+    sampler = AdaptiveEpochSampler(400)
+    sampler.set_weights(weights)
+    drawn = torch.tensor(list(sampler))
+    assert minority[drawn].float().mean() == pytest.approx(0.5, abs=0.08)  # half the draws from the minority
+    restored = build_callbacks([{"name": "probe_weights"}]).callbacks[0]
+    restored.load_state_dict(callback.state_dict())
+    assert restored.weights == callback.weights and restored.summary == callback.summary
+
+
+def test_no_bias_leaves_every_weight_at_one_and_bad_options_are_named() -> None:
+    images, labels, _ = _scenes(400, correlation=0.5)
+    callback, state = ProbeWeightCallback(), TrainState()
+    _epoch(callback, state, images, labels)
+    assert not callback.summary["biased"] and set(callback.weights.values()) == {1.0}
+    with pytest.raises(ValueError, match="max_weight must be"):
+        ProbeWeightCallback(max_weight=0.5)
+    with pytest.raises(ValueError, match="needs class labels and batch.indices"):
+        ProbeWeightCallback().on_batch_start(TrainState(), Batch(images=images[:2], targets=labels[:2]))
+
+
+def test_a_resumed_first_epoch_keeps_what_it_recorded() -> None:
+    images, labels, minority = _scenes(400, correlation=0.9)
+    first, state = ProbeWeightCallback(), TrainState()
+    first.on_batch_start(state, Batch(images=images[:200], targets=labels[:200], indices=torch.arange(200)))
+    resumed = ProbeWeightCallback()
+    resumed.load_state_dict(first.state_dict())
+    resumed.on_batch_start(state, Batch(images=images[200:], targets=labels[200:], indices=torch.arange(200, 400)))
+    resumed.on_epoch_end(state)
+    assert resumed.summary["flagged"] == int(minority.sum())
+
+
+def test_weights_the_loop_never_asks_for_are_not_lost_silently() -> None:
+    images, labels, _ = _scenes(200, correlation=0.9)
+    callback, state = ProbeWeightCallback(), TrainState()
+    _epoch(callback, state, images, labels)
+    with pytest.warns(UserWarning, match="never asked for them"):
+        callback.on_epoch_end(state)

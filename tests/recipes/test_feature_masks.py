@@ -1,0 +1,51 @@
+"""recipes/feature_masks.py: every row trains a few steps and the summary has each row and measurement (a smoke
+run; the 3-seed study is a benchmark, in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .loading import ROOT, load_recipe
+
+
+def _recipe():
+    return load_recipe("feature_masks")
+
+
+def test_every_row_runs_and_is_summarised(tmp_path: Path) -> None:
+    recipe = _recipe()
+    out = tmp_path / "out"
+    code = recipe.main(["-c", str(ROOT / "configs" / "feature_masks.yaml"), "--data-dir", str(tmp_path / "data"),
+                        "--benchmark-fraction", "0.02", "--image-size", "32", "--output-dir", str(out),
+                        "--seeds", "0", "--max-steps", "4", "--batch-size", "16", "--eval-images", "32",
+                        "--transform-start", "0.5", "--transform-window", "0.25", "--jobs", "2"])
+    assert code == 0
+    table = (out / "summary.md").read_text()
+    for row in ("plain", "single_mask", "multi_channel", "multi_channel + inference transform", "intentional"):
+        assert f"| {row} |" in table
+    numbers = json.loads((out / "summary.json").read_text())
+    features = numbers["multi_channel"]["masks"][0]["mask_correlation"]["between_features"]
+    assert numbers["single_mask"]["masks"][0]["mask_correlation"]["between_features"] == pytest.approx(1.0)
+    assert features < 0.9  # per-feature masks are not one shared mask
+    intentional = json.loads((out / "runs" / "intentional_s0" / "result.json").read_text())["intentional"]
+    assert set(intentional["masks"]["energy_over_uniform"]) == {"y", "place", "patterned", "warm_colour",
+                                                                "large_object"}
+    assert (out / "runs" / "multi_channel_s0" / "top_feature_masks.png").stat().st_size > 1000
+    again = recipe.main(["-c", str(ROOT / "configs" / "feature_masks.yaml"), "--data-dir", str(tmp_path / "data"),
+                         "--no-generate", "--image-size", "32", "--output-dir", str(out), "--seeds", "0",
+                         "--eval-images", "32"])
+    assert again == 0  # every run is done: only the summary is rewritten
+
+
+def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    recipe = _recipe()
+    with pytest.raises(SystemExit):
+        recipe.main(["--attributes", "patterned", "--output-dir", str(tmp_path / "o")])
+    assert "must include the spurious pair" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipe.main(["--transform-mode", "binarise", "--transform-damp", "2", "--output-dir", str(tmp_path / "o")])
+    assert "damp must be" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
