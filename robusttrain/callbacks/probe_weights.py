@@ -41,8 +41,9 @@ class ProbeWeightCallback(Callback):
         **options: ``key``, ``enabled``.
 
     Attributes:
-        estimate: the probe's :class:`~robusttrain.audit.probe.MinorityEstimate` once fitted (None before).
-        weights: sample id -> weight once fitted.
+        summary: once fitted, the probe's accuracy, chance, whether the split is biased and how many samples
+            it flagged (in the callback's state_dict, saved with every checkpoint).
+        weights: sample id -> draw weight once fitted (None before).
     """
 
     order = 0  # records backgrounds before any callback changes the batch
