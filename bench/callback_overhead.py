@@ -59,10 +59,10 @@ def batches(size: int, count: int, batch: int) -> list[Batch]:
 class Run:
     """One configuration's model, optimizer, callbacks and step times."""
 
-    def __init__(self, name: str, config: dict, model_name: str, total_steps: int, baseline: Run | None = None,
-                 **model_options: object) -> None:
+    def __init__(self, name: str, config: dict, model_name: str, total_steps: int, sample_ids: range,
+                 baseline: Run | None = None, **model_options: object) -> None:
         torch.manual_seed(0)
-        self.name = name
+        self.name, self.sample_ids = name, sample_ids
         self.baseline = baseline or self  # plain training of the same model
         self.model = create_model(model_name, num_classes=2, **model_options)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
@@ -87,7 +87,7 @@ class Run:
             self.callbacks.on_epoch_end(self.state)
             self.state.epoch += 1
             self.callbacks.on_epoch_start(self.state)
-            self.callbacks.sampling_weights(self.state)  # what a loop hands its sampler (probe_weights)
+            self.callbacks.sampling_weights(self.state, self.sample_ids)  # what a loop hands its sampler
         if record:
             self.times.append((self.state.global_step, time.perf_counter() - start))
 
@@ -108,16 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = batches(args.size, args.batches, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
     # attention head changes the model, so its plain step is the baseline).
-    runs = [Run("plain", {}, args.model, args.steps)]
+    ids = range(args.batches * args.batch)
+    runs = [Run("plain", {}, args.model, args.steps, ids)]
     baseline = {"plain": runs[0]}
     for name in args.configs:
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         options = {k: config[k] for k in MODEL_OPTIONS if config.get(k)}
         key = "plain" + "".join(f", {k}={v}" for k, v in options.items())
         if key not in baseline:
-            baseline[key] = Run(key, {}, args.model, args.steps, **options)
+            baseline[key] = Run(key, {}, args.model, args.steps, ids, **options)
             runs.append(baseline[key])
-        runs.append(Run(name, config, args.model, args.steps, baseline[key], **options))
+        runs.append(Run(name, config, args.model, args.steps, ids, baseline[key], **options))
     for step in range(args.steps):
         for run in runs:
             run.step(data[step % len(data)], record=step >= args.warmup, epoch_end=(step + 1) % len(data) == 0)

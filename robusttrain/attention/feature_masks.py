@@ -21,10 +21,12 @@ from .state import untouched
 IMPORTANCE_METHODS = ("weights", "gradient")
 
 
-def _parts(model: nn.Module, images: torch.Tensor) -> tuple[FeatureMaskNet, torch.Tensor, torch.Tensor]:
+def _parts(model: nn.Module, images: torch.Tensor,
+           transformed: bool = True) -> tuple[FeatureMaskNet, torch.Tensor, torch.Tensor]:
+    """The model's mask network, its features of ``images`` and their masks."""
     net = find_feature_masks(model)
     features = model.forward_features(images)
-    return net, features, net.masks(features)
+    return net, features, net.masks(features, transformed=transformed)
 
 
 def per_feature_maps(model: nn.Module, images: torch.Tensor, features: Sequence[int] | None = None,
@@ -33,8 +35,7 @@ def per_feature_maps(model: nn.Module, images: torch.Tensor, features: Sequence[
     all: mind the memory, ``B * A * C * H * W`` floats). ``transformed`` applies the model's mask transform."""
     check_images(images, model)
     with untouched(model), torch.no_grad():
-        net = find_feature_masks(model)
-        masks = net.masks(model.forward_features(images), transformed=transformed)
+        masks = _parts(model, images, transformed)[2]
     if features is not None:
         masks = masks[:, :, list(features)]
     batch, attributes, channels, height, width = masks.shape
@@ -62,7 +63,7 @@ def feature_importance(model: nn.Module, batches: Iterable[torch.Tensor], method
             with torch.enable_grad() if method == "gradient" else torch.no_grad():
                 net, features, masks = _parts(model, images)
                 if method == "weights":
-                    per_sample = net.pooled(features, masks).abs() * net.weight.norm(dim=1)
+                    per_sample = net.contributions(net.pooled(features, masks))
                 else:
                     masks = masks.detach().requires_grad_(True)
                     logits = net.classify(net.pooled(features.detach(), masks))
@@ -87,9 +88,7 @@ def _attribute_scores(net: FeatureMaskNet, logits: torch.Tensor) -> torch.Tensor
 def attribute_maps(model: nn.Module, images: torch.Tensor, attribute: int = 0) -> torch.Tensor:
     """Raw importance-weighted map of ``attribute``, ``(B, 1, h, w)`` at feature resolution (see the module)."""
     net, features, masks = _parts(model, images)
-    if not 0 <= attribute < net.num_attributes:
-        raise ValueError(f"attribute must be an index in [0, {net.num_attributes - 1}], got {attribute}")
-    importance = net.importance[attribute]
+    importance = net.importance[net.check_attribute(attribute)]
     if not importance.any():  # no importance computed yet: the classifier's weights alone
         importance = net.weight[attribute].norm(dim=0)
     weighted = masks[:, attribute] * features.clamp_min(0) * importance[None, :, None, None]
@@ -111,11 +110,7 @@ class FeatureMaskMaps(MapMethod):
 
     def __init__(self, model: nn.Module, attribute: int = 0) -> None:
         super().__init__(model)
-        net = find_feature_masks(model)
-        if isinstance(attribute, bool) or not isinstance(attribute, int) \
-                or not 0 <= attribute < net.num_attributes:
-            raise ValueError(f"attribute must be an index in [0, {net.num_attributes - 1}], got {attribute!r}")
-        self.attribute = attribute
+        self.attribute = find_feature_masks(model).check_attribute(attribute)
 
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():

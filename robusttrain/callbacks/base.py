@@ -138,23 +138,18 @@ class CallbackList(Callback):
     def setup(self, state: TrainState) -> None:
         self._each("setup", state)
 
-    def sampling_weights(self, state: TrainState, sample_ids: Sequence[int] | None = None
-                         ) -> torch.Tensor | dict[int, float] | None:
-        """The product of the callbacks' draw weights for the coming epoch: ``(N,)`` float64 in the order of
-        ``sample_ids`` (the training set's ids, e.g. for :class:`~robusttrain.data.AdaptiveEpochSampler`), or
-        by id without ``sample_ids``; None when no callback resamples."""
+    def sampling_weights(self, state: TrainState, sample_ids: Sequence[int]) -> torch.Tensor | None:  # type: ignore[override]
+        """The product of the callbacks' draw weights for the coming epoch, ``(N,)`` float64 in the order of
+        ``sample_ids`` (the training set's ids, for :class:`~robusttrain.data.AdaptiveEpochSampler`); None when
+        no callback resamples."""
         opinions = [w for cb in self.callbacks if cb.enabled
                     if (w := self._call(cb, "sampling_weights", state)) is not None]
         if not opinions:
             return None
-        if sample_ids is None:
-            ids = sorted({i for weights in opinions for i in weights})
-        else:
-            ids = list(sample_ids)
-        combined = torch.ones(len(ids), dtype=torch.float64)
+        combined = torch.ones(len(sample_ids), dtype=torch.float64)
         for weights in opinions:
-            combined *= torch.tensor([weights.get(i, 1.0) for i in ids], dtype=torch.float64)
-        return combined if sample_ids is not None else dict(zip(ids, combined.tolist(), strict=True))
+            combined *= torch.tensor([weights.get(i, 1.0) for i in sample_ids], dtype=torch.float64)
+        return combined
 
     def on_epoch_start(self, state: TrainState) -> None:
         self._each("on_epoch_start", state)

@@ -86,7 +86,7 @@ class IntentionalMaskCallback(Callback):
         if self.importance_method == "weights":
             if net.last_pooled is None:
                 raise ValueError("no pooled features from the training pass: is the model in train mode?")
-            per_feature = (net.last_pooled.abs() * net.weight.detach().norm(dim=1)).mean(dim=0)
+            per_feature = net.contributions(net.last_pooled).mean(dim=0)
         else:
             per_feature = feature_importance(_unwrapped(state), [batch.images], "gradient")
         self._accumulate(per_feature, 1)

@@ -35,8 +35,8 @@ class ProbeWeightCallback(Callback):
     """Per-sample draw weights from an out-of-fold background probe fitted after the first epoch.
 
     Args:
-        max_weight: cap on a sample's weight before normalisation (None: uncapped), against a handful of flagged
-            samples taking a label's whole half.
+        max_weight: cap on a sample's draw weight (None: uncapped), against a handful of flagged samples taking
+            a label's whole half.
         seed: seed of the probe's fold split.
         **options: ``key``, ``enabled``.
 

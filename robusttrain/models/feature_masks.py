@@ -134,6 +134,17 @@ class FeatureMaskNet(nn.Module):
         gate = 1 + masks if self.residual else masks
         return (features[:, None] * gate).mean(dim=(-2, -1))
 
+    def contributions(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``|pooled| x`` the norm of each attribute's classifier weights per feature, ``(B, A, C)``: what each
+        feature brings to each attribute's logits (the ``weights`` feature importance, per sample)."""
+        return pooled.abs() * self.weight.detach().norm(dim=1)
+
+    def check_attribute(self, attribute: object) -> int:
+        """``attribute`` as an index of this model's attributes; ``ValueError`` naming the valid range otherwise."""
+        if isinstance(attribute, bool) or not isinstance(attribute, int) or not 0 <= attribute < self.num_attributes:
+            raise ValueError(f"attribute must be an index in [0, {self.num_attributes - 1}], got {attribute!r}")
+        return attribute
+
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         logits = torch.einsum("bac,aoc->bao", pooled, self.weight) + self.bias
         return logits.flatten(1)

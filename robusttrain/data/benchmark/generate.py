@@ -254,14 +254,11 @@ def _add_attribute_columns(root: Path, config: BenchmarkConfig, manifest: dict[s
     """Upgrade a format-1 benchmark: replay each sample's draws for its attributes; images stay as they are."""
     with open(root / "metadata.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    expected = sum(len(split_plan(config, split)) for split in SPLITS)
-    if len(rows) != expected:
-        raise ValueError(f"{root}/metadata.csv has {len(rows)} rows, its benchmark.json config makes {expected}; "
+    samples = [(split, i, y) for split in SPLITS for i, (y, _) in enumerate(split_plan(config, split))]
+    if len(rows) != len(samples):
+        raise ValueError(f"{root}/metadata.csv has {len(rows)} rows, its benchmark.json config makes {len(samples)}; "
                          "regenerate it with overwrite=True")
-    position = 0
-    for split in SPLITS:
-        for i, (y, _) in enumerate(split_plan(config, split)):
-            rows[position].update(sample_attributes(config, split, i, y))
-            position += 1
+    for row, (split, i, y) in zip(rows, samples, strict=True):
+        row.update(sample_attributes(config, split, i, y))
     _write_rows(root / "metadata.csv", rows)
     (root / "benchmark.json").write_text(json.dumps({**manifest, "config": asdict(config)}, indent=2))

@@ -122,6 +122,12 @@ class AppearanceDraw:
         return hue < 1 / 6 or hue >= 5 / 6
 
 
+def _half_axes(area: float, aspect: float, size: int) -> np.ndarray:
+    """Half extents (x, y) in pixels of an instance whose bounding square covers ``area`` of the image."""
+    half_extent = math.sqrt(area) * size / 2.0
+    return np.array([half_extent * math.sqrt(aspect), half_extent / math.sqrt(aspect)])
+
+
 def draw_shape(shape: str, size: int, rng: np.random.Generator,
                area_range: tuple[float, float] = (0.12, 0.35)) -> ShapeDraw:
     """Draw one random instance of ``shape`` (pose, aspect 0.7-1.3, bounding-square area in ``area_range``)."""
@@ -131,8 +137,7 @@ def draw_shape(shape: str, size: int, rng: np.random.Generator,
     angle = rng.uniform(0, 2 * math.pi)
     aspect = rng.uniform(0.7, 1.3)
     area = rng.uniform(*area_range)
-    half_extent = math.sqrt(area) * size / 2.0
-    scale = np.array([half_extent * math.sqrt(aspect), half_extent / math.sqrt(aspect)])
+    scale = _half_axes(area, aspect, size)
     reach = float(np.abs(scale).max()) * 1.05
     low, high = reach, size - reach
     centre = rng.uniform(low, high, size=2) if high > low else np.full(2, size / 2.0)
@@ -142,8 +147,7 @@ def draw_shape(shape: str, size: int, rng: np.random.Generator,
 def rasterise(draw: ShapeDraw) -> np.ndarray:
     """The instance's soft mask, float32 ``(size, size)`` in [0, 1] (supersampled, box-filtered)."""
     size = draw.size
-    half_extent = math.sqrt(draw.area) * size / 2.0
-    scale = np.array([half_extent * math.sqrt(draw.aspect), half_extent / math.sqrt(draw.aspect)])
+    scale = _half_axes(draw.area, draw.aspect, size)
     rotation = np.array([[math.cos(draw.angle), -math.sin(draw.angle)], [math.sin(draw.angle), math.cos(draw.angle)]])
     big = size * SUPERSAMPLE
     canvas = Image.new("L", (big, big), 0)
