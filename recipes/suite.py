@@ -7,7 +7,8 @@ keeps finished runs, so an interrupted suite resumes). ``--extra`` goes on to ``
 ``--epochs 2`` for a smoke run; on a GPU machine train.py uses the GPU unless ``--cpu``). The table gives, per
 member and row, mean +- std over seeds of worst-group and average accuracy; then per row the mean over
 development members and over reserved members, flagged when the reserved mean falls 10 or more worst-group points
-below the development mean (the row was tuned to the development members and does not carry over).
+below the development mean (the row was tuned to the development members and does not carry over); then, per
+member, the default against ERM (target: worst-group +10 points, average no worse than -2), JTT and GroupDRO.
 
 Reserved members are evaluated once, on the final code, by ``--members reserved``; never choose options on them.
 
@@ -34,6 +35,7 @@ from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_sui
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERFIT_POINTS = 10.0  # reserved worst-group mean this far below development = "does not carry over"
+TARGET_WORST_GAIN, TARGET_AVERAGE_LOSS = 10.0, 2.0  # the default's target against ERM on every member (points)
 
 
 def select(suite: list[SuiteMember], wanted: Sequence[str]) -> list[SuiteMember]:
@@ -74,15 +76,16 @@ def _cell(values: list[float]) -> str:
 
 def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int], output_dir: Path) -> str:
     """Per-member results, then per-row means over development and over reserved members (with the overfit flag)."""
-    lines = ["| Member | role | Row | labels used | Worst-group acc | Avg acc |", "|---|---|---|---|---|---|"]
+    lines = ["| Member | role | Row | labels used | model selection | Worst-group acc | Avg acc |",
+             "|---|---|---|---|---|---|---|"]
     means: dict[tuple[str, str], list[float]] = {}
     for member in members:
         for row in rows:
             worst = _metric(output_dir / member.name, row, seeds, "worst_group_accuracy")
             average = _metric(output_dir / member.name, row, seeds, "average_accuracy")
             means.setdefault((row, member.role), []).append(statistics.mean(worst))
-            lines.append(f"| {member.name} | {member.role} | {row} | {peers_recipe.LABELS[row]} | {_cell(worst)} | "
-                         f"{_cell(average)} |")
+            lines.append(f"| {member.name} | {member.role} | {row} | {peers_recipe.LABELS[row]} | "
+                         f"{peers_recipe.SELECTION[row]} | {_cell(worst)} | {_cell(average)} |")
     lines += ["", "| Row | labels used | development WGA (members) | reserved WGA (members) | carries over? |",
               "|---|---|---|---|---|"]
     for row in rows:
@@ -94,7 +97,32 @@ def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int],
             gap = statistics.mean(dev) - statistics.mean(held)
             verdict = f"NO: {gap:.1f} points lower on reserved" if gap >= OVERFIT_POINTS else "yes"
         lines.append(f"| {row} | {peers_recipe.LABELS[row]} | {dev_text} | {held_text} | {verdict} |")
+    if {"default", "erm"} <= set(rows):
+        lines += ["", *checks(members, rows, seeds, output_dir)]
     return "\n".join(lines)
+
+
+def checks(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int], output_dir: Path) -> list[str]:
+    """Per member, the default against ERM (the target: worst-group at least ERM + 10, average at least ERM - 2),
+    against JTT and GroupDRO where they ran (differences of seed means, points)."""
+    header = "| Member | role | default - ERM WGA | default - ERM avg | meets ERM + 10 / - 2? |"
+    peers = [row for row in ("jtt", "group_dro") if row in rows]
+    header += "".join(f" default - {row} WGA |" for row in peers)
+    lines = [header, "|---" * (5 + len(peers)) + "|"]
+    for member in members:
+        out = output_dir / member.name
+
+        def mean(row: str, key: str, out: Path = out) -> float:
+            return statistics.mean(_metric(out, row, seeds, key))
+
+        worst = mean("default", "worst_group_accuracy") - mean("erm", "worst_group_accuracy")
+        average = mean("default", "average_accuracy") - mean("erm", "average_accuracy")
+        meets = "yes" if worst >= TARGET_WORST_GAIN and average >= -TARGET_AVERAGE_LOSS else "NO"
+        cells = [f"{mean('default', 'worst_group_accuracy') - mean(row, 'worst_group_accuracy'):+.1f}"
+                 for row in peers]
+        lines.append(f"| {member.name} | {member.role} | {worst:+.1f} | {average:+.1f} | {meets} |"
+                     + "".join(f" {c} |" for c in cells))
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

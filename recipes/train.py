@@ -300,6 +300,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         config.save(output_dir)
     state.global_step, state.total_steps = progress["global_step"], max_steps
     callbacks.setup(state)
+    # robusttrain: callbacks that want it (probe_weights) see the un-augmented training set once before training.
+    # The loader's own generator keeps the pass from consuming the global RNG (a resumed run makes no pass).
+    data_pass = DataLoader(datasets["train_eval"], batch_size=args.eval_batch_size, num_workers=args.num_workers,
+                           generator=torch.Generator())
+    callbacks.observe_data(state, (Batch.from_dict(raw) for raw in data_pass))
     start = time.perf_counter()
     while progress["epoch"] < args.epochs and progress["global_step"] < max_steps:
         epoch = progress["epoch"]

@@ -17,7 +17,7 @@ compute each source once per step, before any callback changes the batch, on ``b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -67,6 +67,17 @@ class Callback:
         """Per-sample draw weights for the coming epoch, by sample id (None: no opinion; ids it omits weigh 1).
         The loop asks :meth:`CallbackList.sampling_weights` at each epoch start and hands them to its sampler."""
         return None
+
+    def wants_data_pass(self, state: TrainState) -> bool:
+        """Whether the callback would use one pass over the training data before the first step (see
+        :meth:`CallbackList.observe_data`); a resumed run whose callback already has what it needs says no."""
+        return False
+
+    def observe(self, state: TrainState, batch: Batch) -> None:
+        """One batch of the pass before training (un-augmented training images, every sample once)."""
+
+    def observed(self, state: TrainState) -> None:
+        """The pass before training is over."""
 
     def setup(self, state: TrainState) -> None: ...
 
@@ -137,6 +148,24 @@ class CallbackList(Callback):
 
     def setup(self, state: TrainState) -> None:
         self._each("setup", state)
+
+    def wants_data_pass(self, state: TrainState) -> bool:
+        return any(cb.enabled and cb.wants_data_pass(state) for cb in self.callbacks)
+
+    def observe_data(self, state: TrainState, batches: Iterable[Batch]) -> bool:
+        """Give the callbacks that want it one pass over the training data before training (``batches`` is only
+        iterated when one does; returns whether it was). Pass every process the whole training set, un-augmented,
+        with its sample ids: e.g. ``probe_weights`` fits its probe from it, so its weights apply from the first
+        step instead of after a first epoch of plain training."""
+        wanting = [cb for cb in self.callbacks if cb.enabled and cb.wants_data_pass(state)]
+        if not wanting:
+            return False
+        for batch in batches:
+            for cb in wanting:
+                self._call(cb, "observe", state, batch)
+        for cb in wanting:
+            self._call(cb, "observed", state)
+        return True
 
     def sampling_weights(self, state: TrainState, sample_ids: Sequence[int]) -> torch.Tensor | None:  # type: ignore[override]
         """The product of the callbacks' draw weights for the coming epoch, ``(N,)`` float64 in the order of

@@ -1,11 +1,12 @@
-"""probe_weights: the first epoch's backgrounds flag the minority, weights balance it, nothing when no bias."""
+"""probe_weights: the backgrounds (of the pass before training, else of the first epoch) flag the minority, weights
+balance it, nothing when no bias."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from robusttrain.callbacks import ProbeWeightCallback, build_callbacks
+from robusttrain.callbacks import CallbackError, ProbeWeightCallback, build_callbacks
 from robusttrain.data import AdaptiveEpochSampler
 from robusttrain.types import Batch, TrainState
 
@@ -82,3 +83,25 @@ def test_weights_the_loop_never_asks_for_are_not_lost_silently() -> None:
     _epoch(callback, state, images, labels)
     with pytest.warns(UserWarning, match="never asked for them"):
         callback.on_epoch_end(state)
+
+
+def test_the_pass_before_training_gives_weights_for_the_first_epoch_and_is_skipped_once_fitted() -> None:
+    images, labels, minority = _scenes(400, correlation=0.9)
+    callbacks, state = build_callbacks([{"name": "probe_weights"}]), TrainState()
+    batches = [Batch(images=images[i:i + 64], targets=labels[i:i + 64], indices=torch.arange(400)[i:i + 64])
+               for i in range(0, 400, 64)]
+    assert callbacks.wants_data_pass(state) and callbacks.observe_data(state, iter(batches))
+    assert callbacks.callbacks[0].summary["flagged"] == int(minority.sum())
+    weights = callbacks.sampling_weights(state, range(400))  # at the first epoch's start
+    assert weights is not None and weights[minority].min() > 5 * weights[~minority].max()
+
+    def must_not_be_read():
+        raise AssertionError("the pass was iterated although no callback wanted it")
+        yield
+
+    resumed = build_callbacks([{"name": "probe_weights"}])
+    resumed.load_state_dict(callbacks.state_dict())  # a resumed run already has its weights
+    assert not resumed.wants_data_pass(state) and not resumed.observe_data(state, must_not_be_read())
+    assert not build_callbacks([]).observe_data(state, must_not_be_read())
+    with pytest.raises(CallbackError, match="ProbeWeightCallback.observed failed: .*gave no samples"):
+        build_callbacks([{"name": "probe_weights"}]).observe_data(state, iter([]))

@@ -44,12 +44,14 @@ def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_development_members_run_two_rows(tmp_path: Path) -> None:
+def test_two_development_members_run_three_rows(tmp_path: Path) -> None:
     recipe = _recipe()
-    assert recipe.main(["--members", "dev_cross_ring", "dev_three_way", "--rows", "erm", "group_dro", "--seeds", "0",
-                        "--jobs", "2", "--output-dir", str(tmp_path / "out"), "--data-root", str(tmp_path / "data"),
+    assert recipe.main(["--members", "dev_cross_ring", "dev_three_way", "--rows", "erm", "default", "group_dro",
+                        "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
+                        "--data-root", str(tmp_path / "data"),
                         "--extra", "--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"]) == 0
     text = (tmp_path / "out" / "suite.md").read_text()
-    assert "| dev_three_way | development | group_dro | training groups |" in text
+    assert "| dev_three_way | development | group_dro | training groups | last step |" in text
+    assert "| dev_cross_ring | development | " in text.split("meets ERM + 10 / - 2?")[1]  # the default's checks
     assert "| erm | class | " in text and "| n/a | n/a |" in text  # no reserved member was run
     assert not (tmp_path / "data" / "reserved_ring_star").exists()
