@@ -6,8 +6,9 @@ memory, no disk reads), so only the callbacks' own work differs. The run is ``--
 background swap starts halfway); every step after ``--warmup`` is timed and the figure is the mean step time
 over the whole run, with the mean over the second half (swap active) beside it. Configurations are interleaved
 round-robin so that drifts of the machine's speed hit all of them alike. The ``--batches`` distinct batches
-make one epoch (``on_epoch_start`` / ``on_epoch_end`` are called around each), so epoch-level work (the
-``probe_weights`` fit after the first epoch) is timed too, within the step that ends the epoch.
+make one epoch (``on_epoch_start`` / ``on_epoch_end`` are called around each), so epoch-level work is timed too,
+within the step that ends the epoch. The pass over the data before training (``CallbackList.observe_data``: the
+``probe_weights`` fit) is made as ``recipes/train.py`` makes it, over the same batches, and timed apart.
 
 Example:
     python bench/callback_overhead.py --model test_resnet --batch 64 --steps 40
@@ -59,10 +60,10 @@ def batches(size: int, count: int, batch: int) -> list[Batch]:
 class Run:
     """One configuration's model, optimizer, callbacks and step times."""
 
-    def __init__(self, name: str, config: dict, model_name: str, total_steps: int, sample_ids: range,
+    def __init__(self, name: str, config: dict, model_name: str, total_steps: int, data: list[Batch],
                  baseline: Run | None = None, **model_options: object) -> None:
         torch.manual_seed(0)
-        self.name, self.sample_ids = name, sample_ids
+        self.name, self.sample_ids = name, range(sum(len(b) for b in data))
         self.baseline = baseline or self  # plain training of the same model
         self.model = create_model(model_name, num_classes=2, **model_options)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
@@ -70,6 +71,11 @@ class Run:
         self.state = TrainState(model=self.model, optimizer=self.optimizer, output_dir="/tmp/robusttrain_bench",
                                 total_steps=total_steps)
         self.callbacks.setup(self.state)
+        start = time.perf_counter()
+        self.callbacks.observe_data(self.state, iter(data))
+        self.pass_seconds = time.perf_counter() - start
+        self.callbacks.on_epoch_start(self.state)
+        self.callbacks.sampling_weights(self.state, self.sample_ids)  # the first epoch's draws
         self.times: list[float] = []
 
     def step(self, batch: Batch, record: bool, epoch_end: bool) -> None:
@@ -108,28 +114,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = batches(args.size, args.batches, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
     # attention head changes the model, so its plain step is the baseline).
-    ids = range(args.batches * args.batch)
-    runs = [Run("plain", {}, args.model, args.steps, ids)]
+    runs = [Run("plain", {}, args.model, args.steps, data)]
     baseline = {"plain": runs[0]}
     for name in args.configs:
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         options = {k: config[k] for k in MODEL_OPTIONS if config.get(k)}
         key = "plain" + "".join(f", {k}={v}" for k, v in options.items())
         if key not in baseline:
-            baseline[key] = Run(key, {}, args.model, args.steps, ids, **options)
+            baseline[key] = Run(key, {}, args.model, args.steps, data, **options)
             runs.append(baseline[key])
-        runs.append(Run(name, config, args.model, args.steps, ids, baseline[key], **options))
+        runs.append(Run(name, config, args.model, args.steps, data, baseline[key], **options))
     for step in range(args.steps):
         for run in runs:
             run.step(data[step % len(data)], record=step >= args.warmup, epoch_end=(step + 1) % len(data) == 0)
     half = args.steps // 2
     print(f"model={args.model} batch={args.batch} size={args.size} steps={args.steps} "
           f"threads={torch.get_num_threads()}")
-    print("| configuration | mean step, whole run (s) | ratio to plain, whole run | ratio, second half |")
-    print("|---|---|---|---|")
+    print("| configuration | mean step, whole run (s) | ratio to plain, whole run | ratio, second half | "
+          "pass before training (s) |")
+    print("|---|---|---|---|---|")
     for run in runs:
         whole, late = run.mean() / run.baseline.mean(), run.mean(half) / run.baseline.mean(half)
-        print(f"| {run.name} | {run.mean():.3f} | {whole:.2f} | {late:.2f} |")
+        print(f"| {run.name} | {run.mean():.3f} | {whole:.2f} | {late:.2f} | {run.pass_seconds:.3f} |")
     return 0
 
 
