@@ -2,10 +2,12 @@
 
 Renders the built-in benchmark (Waterbirds' split sizes and 0.95 train correlation between object class and
 background domain; group-balanced validation and test), then trains the same model with the same budget
-twice: plain ERM, and with the default robusttrain callback (resampling, from the second epoch, of the samples
-whose background misleads a probe fitted on the first epoch's backgrounds: no group labels, no masks).
-ERM shows the shortcut (worst-group accuracy below average,
-positive BG-Gap, Mixed-Same minus Mixed-Rand accuracy); the table shows how much the callback recovers.
+three times: plain ERM; with the default robusttrain callback (resampling of the samples whose background misleads
+a probe fitted on the training set's backgrounds before the first step: no group labels, no masks); and with the
+default plus a background swap driven by Grad-CAM maps (``configs/callbacks/probe_weights_swap.yaml``: one shared
+map source, computed once per step for the rows the swap changes). ERM shows the shortcut (worst-group accuracy
+below average, positive BG-Gap, Mixed-Same minus Mixed-Rand accuracy); the table shows how much each recovers and
+what each costs per step.
 
 Example:
     python recipes/demo.py --output-dir reports/demo
@@ -36,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=str(ROOT / "configs" / "erm.yaml"))
     parser.add_argument("--callback-config",
                         default=str(ROOT / "configs" / "callbacks" / "default.yaml"))
+    parser.add_argument("--maps-callback-config",
+                        default=str(ROOT / "configs" / "callbacks" / "probe_weights_swap.yaml"),
+                        help="the map-driven variant's callbacks ('' leaves that run out)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to recipes/train.py")
     args = parser.parse_args(argv)
     report_dir = Path(args.output_dir)
@@ -43,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     label = "probe resampling (default)"
-    results = compare.run_all(["ERM=", f"{label}={args.callback_config}"], [0], args.config, report_dir,
+    specs = ["ERM=", f"{label}={args.callback_config}"]
+    if args.maps_callback_config:
+        specs.append(f"default + Grad-CAM swap (shared maps)={args.maps_callback_config}")
+    results = compare.run_all(specs, [0], args.config, report_dir,
                               ["--data-dir", args.data_dir, "--generate", *args.extra])
     runs = {name: values[0] for name, values in results.items()}
     minutes = (time.perf_counter() - start) / 60

@@ -1,0 +1,93 @@
+"""Energy of an attribute's map on the region that carries it, over a uniform map's, for several ways of
+collapsing a feature-mask model's per-feature masks into one map per attribute.
+
+The ``feature_masks`` map source sums the importance-weighted masked features (``importance``); alternatives:
+the importance-weighted masks alone (``masks``), and the per-position contribution to the attribute's logit,
+``sum_c w_c M_c F_c`` (a class-activation map over the masked features), as its absolute value (``abs_logit``)
+or its part that pushes towards the predicted side (``toward_prediction``). Models are the runs of
+``recipes/feature_masks.py``; the data is that recipe's fixed test subset (exact object masks; the background for
+the domain attribute); importances as in the recipe's mask study (weight importance on 512 training images).
+
+Example:
+    python bench/feature_mask_energy.py --runs reports/feature_masks/runs/multi_channel_s0 \
+        reports/feature_masks/runs/multi_channel_s1 reports/feature_masks/runs/multi_channel_s2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "recipes"))
+
+import feature_masks as recipe  # noqa: E402  (the recipe's test subset and attribute roles)
+
+from robusttrain.attention import feature_importance  # noqa: E402
+from robusttrain.attention.base import to_unit_maps  # noqa: E402
+from robusttrain.config import parse_with_config  # noqa: E402
+from robusttrain.data import WaterbirdsDataset, build_eval_transform  # noqa: E402
+from robusttrain.eval import energy_in_mask  # noqa: E402
+from robusttrain.models import ModelConfig, find_feature_masks, load_weights  # noqa: E402
+
+
+def attribute_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int) -> dict[str, torch.Tensor]:
+    """Each definition's ``(B, 1, h, w)`` map of ``attribute``."""
+    net = find_feature_masks(model)
+    with torch.no_grad():
+        features = model.forward_features(images)
+        masks = net.masks(features, transformed=False)[:, attribute]
+        importance = net.importance[attribute]
+        weight = net.weight[attribute].sum(dim=0)  # one logit per attribute (BCE); a K-class head sums its rows
+        logit_map = (masks * features * weight[None, :, None, None]).sum(1, keepdim=True)
+        side = torch.sign(logit_map.mean(dim=(2, 3), keepdim=True))
+        return {"importance": (masks * features.clamp_min(0) * importance[None, :, None, None]).sum(1, keepdim=True),
+                "masks": (masks * importance[None, :, None, None]).sum(1, keepdim=True),
+                "abs_logit": logit_map.abs(),
+                "toward_prediction": (side * logit_map).clamp_min(0)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", required=True, help="run folders with model.json and model.pt")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "feature_masks.yaml"))
+    parser.add_argument("--images", type=int, default=512)
+    args = parser.parse_args(argv)
+    options = parse_with_config(recipe.build_parser(), ["-c", args.config])
+    data = recipe.test_data(options)
+    train = WaterbirdsDataset(options.data_dir, "train", build_eval_transform(options.image_size))
+    picks = np.random.default_rng(1).permutation(len(train))[:512]  # the recipe's importance images
+    train_images = torch.stack([train[int(i)]["image"] for i in picks])
+    images, objects = data["images"][: args.images], data["masks"][: args.images]
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for run in args.runs:
+        model = ModelConfig.load(run).build()
+        load_weights(model, Path(run) / "model.pt")
+        model.eval()
+        net = find_feature_masks(model)
+        if not net.importance.any():  # as the recipe's mask study: weight importance on training images
+            net.set_transform(None, feature_importance(model, train_images.split(128), "weights"))
+        for a, name in enumerate(options.attributes):
+            region = 1 - objects if name in recipe.BACKGROUND_ATTRIBUTES else objects
+            for definition, maps in attribute_maps(model, images, a).items():
+                share = energy_in_mask(to_unit_maps(maps, images.shape[-2:]), region).mean() / region.mean()
+                ratios.setdefault((name, definition), []).append(float(share))
+    definitions = ("importance", "masks", "abs_logit", "toward_prediction")
+    print(f"{len(args.runs)} runs, {len(images)} test images; energy over uniform, mean (min-max over runs)")
+    print("| attribute | " + " | ".join(definitions) + " |")
+    print("|---" * (len(definitions) + 1) + "|")
+    for name in options.attributes:
+        cells = [ratios[(name, d)] for d in definitions]
+        print(f"| {name} | " + " | ".join(f"{statistics.mean(c):.2f} ({min(c):.2f}-{max(c):.2f})" for c in cells)
+              + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

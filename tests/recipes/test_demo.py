@@ -1,0 +1,24 @@
+"""``make demo``'s recipe: ERM, the default and the map-driven variant side by side, one report (a few steps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .loading import load_recipe
+
+
+@pytest.mark.slow
+def test_the_demo_reports_erm_the_default_and_the_shared_maps_variant(tiny_benchmark: Path, tmp_path: Path) -> None:
+    demo = load_recipe("demo")
+    out = tmp_path / "demo"
+    assert demo.main(["--output-dir", str(out), "--data-dir", str(tiny_benchmark), "--extra", "--no-generate",
+                      "--image-size", "32", "--max-steps", "3", "--variant-pool-size", "16"]) == 0
+    runs = json.loads((out / "results.json").read_text())
+    assert list(runs) == ["ERM", "probe resampling (default)", "default + Grad-CAM swap (shared maps)"]
+    report = (out / "report.md").read_text()
+    assert "Shortcut visible in ERM" in report and "probe resampling (default) per group" in report
+    swap_config = (out / "default_Grad-CAM_swap_shared_maps" / "seed_0" / "config.yaml").read_text()
+    assert "gradcam" in swap_config  # the variant ran with its Grad-CAM map source
