@@ -5,8 +5,11 @@ half; the adapter feeds it our datasets and turns its coefficients back into a l
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import random
 import warnings
+from unittest import mock
 
 import numpy as np
 import torch
@@ -68,6 +71,20 @@ def _group_labeled(dataset: MaskedImageDataset, rows: list[int], wrapper: type) 
     return wrapper(Subset(_Pairs(dataset), rows), partition)
 
 
+def multiclass_l1_logistic() -> type:
+    """sklearn's logistic regression (spuco's dependency, imported here), switching spuco's ``liblinear`` to
+    ``saga`` (same L1 penalty) for 3+ classes."""
+    from sklearn.linear_model import LogisticRegression
+
+    class MulticlassL1LogisticRegression(LogisticRegression):
+        def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LogisticRegression:
+            if self.solver == "liblinear" and len(np.unique(y)) > 2:
+                self.set_params(solver="saga", max_iter=max(self.max_iter, 2000))
+            return super().fit(X, y, sample_weight)
+
+    return MulticlassL1LogisticRegression
+
+
 def dfr_model(model: nn.Module, held_out: MaskedImageDataset, seed: int = 0) -> RetrainedHead:
     """``model`` with its last layer refitted by spuco's DFR on ``held_out`` (group labels used)."""
     (GroupLabeledDatasetWrapper,) = from_spuco("spuco.datasets", "GroupLabeledDatasetWrapper")
@@ -79,9 +96,13 @@ def dfr_model(model: nn.Module, held_out: MaskedImageDataset, seed: int = 0) -> 
               _group_labeled(held_out, order[len(order) // 2 :], GroupLabeledDatasetWrapper)]
     device = next(model.parameters()).device
     # spuco reseeds the global generators from Python's, and draws its group-balanced subsets from them
-    with kept_random_state(), warnings.catch_warnings():
+    with kept_random_state(), warnings.catch_warnings(), contextlib.ExitStack() as stack:
         random.seed(seed)
         dfr = DFR(halves[0], _SpucoView(model).eval(), validation_set=halves[1], device=device)
+        # spuco fits sklearn's liblinear solver, which sklearn >= 1.8 refuses for 3+ classes: the same L1-penalised
+        # logistic regression, fitted by saga where there are more than two classes
+        dfr_module = importlib.import_module("spuco.last_layer_retrain.dfr")
+        stack.enter_context(mock.patch.object(dfr_module, "LogisticRegression", multiclass_l1_logistic()))
         # spuco passes sklearn an option sklearn >= 1.8 deprecates, on every fit
         warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
         warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")

@@ -58,17 +58,20 @@ class _Colours(nn.Module):
 
 
 class _Scenes(torch.utils.data.Dataset):
-    """Red (class 1) or blue (class 0) squares on green- or grey-tinted backgrounds; group = label x tint."""
+    """Red (class 1) or blue (class 0) squares, no square (class 2, with ``classes=3``), on green- or grey-tinted
+    backgrounds; group = label x tint."""
 
-    def __init__(self, count: int = 96) -> None:
+    def __init__(self, count: int = 96, classes: int = 2) -> None:
         generator = torch.Generator().manual_seed(0)
-        self.labels = torch.arange(count) % 2
-        tints = (torch.arange(count) // 2) % 2
+        self.labels = torch.arange(count) % classes
+        tints = (torch.arange(count) // classes) % 2
         self.groups = (2 * self.labels + tints).numpy()
         self.images = torch.full((count, 3, 16, 16), 0.4)
         self.images[tints == 1, 1] = 0.6
         for i, label in enumerate(self.labels.tolist()):
             top, left = torch.randint(0, 10, (2,), generator=generator).tolist()
+            if label == 2:
+                continue
             colour = torch.tensor([0.9, 0.1, 0.1]) if label else torch.tensor([0.1, 0.1, 0.9])
             self.images[i, :, top : top + 6, left : left + 6] = colour[:, None, None]
 
@@ -90,3 +93,12 @@ def test_dfr_refits_the_last_layer_on_group_balanced_held_out_data() -> None:
         accuracy = (retrained(held_out.images).argmax(1) == held_out.labels).float().mean()
     assert accuracy == 1.0  # the refitted head reads the object colour the features also carry
     assert model.fc.weight[0, 2] == -5.0  # the original model is left as it was
+
+
+def test_dfr_refits_a_head_for_three_classes() -> None:
+    held_out = _Scenes(120, classes=3)  # spuco asks sklearn for liblinear, which sklearn >= 1.8 refuses for 3+ classes
+    with torch.no_grad():
+        retrained = dfr_model(_Colours().eval(), held_out, seed=0)
+        scores = retrained(held_out.images)
+    assert scores.shape == (120, 3)
+    assert (scores.argmax(1) == held_out.labels).float().mean() > 0.9
