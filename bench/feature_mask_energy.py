@@ -21,7 +21,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,16 +28,15 @@ sys.path.insert(0, str(ROOT / "recipes"))
 
 import feature_masks as recipe  # noqa: E402  (the recipe's test subset and attribute roles)
 
-from robusttrain.attention import feature_importance  # noqa: E402
+from robusttrain.attention import attribute_maps, feature_importance  # noqa: E402
 from robusttrain.attention.base import to_unit_maps  # noqa: E402
 from robusttrain.config import parse_with_config  # noqa: E402
-from robusttrain.data import WaterbirdsDataset, build_eval_transform  # noqa: E402
 from robusttrain.eval import energy_in_mask  # noqa: E402
 from robusttrain.models import ModelConfig, find_feature_masks, load_weights  # noqa: E402
 
 
-def attribute_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int) -> dict[str, torch.Tensor]:
-    """Each definition's ``(B, 1, h, w)`` map of ``attribute``."""
+def candidate_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int) -> dict[str, torch.Tensor]:
+    """Each definition's raw ``(B, 1, h, w)`` map of ``attribute``."""
     net = find_feature_masks(model)
     with torch.no_grad():
         features = model.forward_features(images)
@@ -47,7 +45,7 @@ def attribute_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int)
         weight = net.weight[attribute].sum(dim=0)  # one logit per attribute (BCE); a K-class head sums its rows
         logit_map = (masks * features * weight[None, :, None, None]).sum(1, keepdim=True)
         side = torch.sign(logit_map.mean(dim=(2, 3), keepdim=True))
-        return {"importance": (masks * features.clamp_min(0) * importance[None, :, None, None]).sum(1, keepdim=True),
+        return {"importance": attribute_maps(model, images, attribute),  # the map source's own definition
                 "masks": (masks * importance[None, :, None, None]).sum(1, keepdim=True),
                 "abs_logit": logit_map.abs(),
                 "toward_prediction": (side * logit_map).clamp_min(0)}
@@ -61,9 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = parse_with_config(recipe.build_parser(), ["-c", args.config])
     data = recipe.test_data(options)
-    train = WaterbirdsDataset(options.data_dir, "train", build_eval_transform(options.image_size))
-    picks = np.random.default_rng(1).permutation(len(train))[:512]  # the recipe's importance images
-    train_images = torch.stack([train[int(i)]["image"] for i in picks])
+    train_images = recipe.importance_images(options)
     images, objects = data["images"][: args.images], data["masks"][: args.images]
     ratios: dict[tuple[str, str], list[float]] = {}
     for run in args.runs:
@@ -75,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             net.set_transform(None, feature_importance(model, train_images.split(128), "weights"))
         for a, name in enumerate(options.attributes):
             region = 1 - objects if name in recipe.BACKGROUND_ATTRIBUTES else objects
-            for definition, maps in attribute_maps(model, images, a).items():
+            for definition, maps in candidate_maps(model, images, a).items():
                 share = energy_in_mask(to_unit_maps(maps, images.shape[-2:]), region).mean() / region.mean()
                 ratios.setdefault((name, definition), []).append(float(share))
     definitions = ("importance", "masks", "abs_logit", "toward_prediction")

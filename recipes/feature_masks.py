@@ -189,6 +189,13 @@ def test_data(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     return data
 
 
+def importance_images(args: argparse.Namespace, count: int = 512) -> torch.Tensor:
+    """A fixed subset of the (un-augmented) training split, the images feature importances are computed on."""
+    train = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size))
+    picks = np.random.default_rng(1).permutation(len(train))[:count]
+    return torch.stack([train[int(i)]["image"] for i in picks])
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return torch.cat([(model(images[i:i + batch]) > 0).long() for i in range(0, len(images), batch)])
@@ -280,10 +287,7 @@ def run_one(args: argparse.Namespace, variant: str, seed: int) -> None:
     data = test_data(args)
     results = {variant: accuracies(args, model, data)}
     if variant != "plain":
-        train_eval = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size))
-        picks = np.random.default_rng(1).permutation(len(train_eval))[:512]
-        train_images = torch.stack([train_eval[int(i)]["image"] for i in picks])
-        study = mask_study(args, model, data, train_images)
+        study = mask_study(args, model, data, importance_images(args))
         results[variant]["masks"] = study
         if variant == "multi_channel":
             figure(args, model, data["images"][0], run_dir / "top_feature_masks.png")

@@ -150,14 +150,17 @@ class CallbackList(Callback):
         self._each("setup", state)
 
     def wants_data_pass(self, state: TrainState) -> bool:
-        return any(cb.enabled and cb.wants_data_pass(state) for cb in self.callbacks)
+        return bool(self._wanting_data_pass(state))
+
+    def _wanting_data_pass(self, state: TrainState) -> list[Callback]:
+        return [cb for cb in self.callbacks if cb.enabled and cb.wants_data_pass(state)]
 
     def observe_data(self, state: TrainState, batches: Iterable[Batch]) -> bool:
         """Give the callbacks that want it one pass over the training data before training (``batches`` is only
         iterated when one does; returns whether it was). Pass every process the whole training set, un-augmented,
         with its sample ids: e.g. ``probe_weights`` fits its probe from it, so its weights apply from the first
         step instead of after a first epoch of plain training."""
-        wanting = [cb for cb in self.callbacks if cb.enabled and cb.wants_data_pass(state)]
+        wanting = self._wanting_data_pass(state)
         if not wanting:
             return False
         for batch in batches:

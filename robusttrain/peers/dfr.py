@@ -5,7 +5,6 @@ half; the adapter feeds it our datasets and turns its coefficients back into a l
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import random
 import warnings
@@ -96,13 +95,13 @@ def dfr_model(model: nn.Module, held_out: MaskedImageDataset, seed: int = 0) -> 
               _group_labeled(held_out, order[len(order) // 2 :], GroupLabeledDatasetWrapper)]
     device = next(model.parameters()).device
     # spuco reseeds the global generators from Python's, and draws its group-balanced subsets from them
-    with kept_random_state(), warnings.catch_warnings(), contextlib.ExitStack() as stack:
+    # spuco fits sklearn's liblinear solver, which sklearn >= 1.8 refuses for 3+ classes: the same L1-penalised
+    # logistic regression, fitted by saga where there are more than two classes
+    logistic = mock.patch.object(importlib.import_module(DFR.__module__), "LogisticRegression",
+                                 multiclass_l1_logistic())
+    with kept_random_state(), warnings.catch_warnings(), logistic:
         random.seed(seed)
         dfr = DFR(halves[0], _SpucoView(model).eval(), validation_set=halves[1], device=device)
-        # spuco fits sklearn's liblinear solver, which sklearn >= 1.8 refuses for 3+ classes: the same L1-penalised
-        # logistic regression, fitted by saga where there are more than two classes
-        dfr_module = importlib.import_module("spuco.last_layer_retrain.dfr")
-        stack.enter_context(mock.patch.object(dfr_module, "LogisticRegression", multiclass_l1_logistic()))
         # spuco passes sklearn an option sklearn >= 1.8 deprecates, on every fit
         warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
         warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")
