@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transform-mode", default="scale", choices=["scale", "sharpen", "binarise"])
     parser.add_argument("--transform-emphasis", type=float, default=2.0)
     parser.add_argument("--transform-damp", type=float, default=0.5)
+    parser.add_argument("--mask-area-weight", type=float, default=0.0,
+                        help="weight of an area prior on the mask models' masks (0: none)")
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # VARIANT:SEED, one run in this process
     return parser
 
@@ -108,6 +110,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--benchmark-fraction must be in (0, 1], got {args.benchmark_fraction}")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error(f"--max-steps must be a positive integer, got {args.max_steps}")
+    if not math.isfinite(args.mask_area_weight) or args.mask_area_weight < 0:
+        parser.error(f"--mask-area-weight must be a finite number >= 0, got {args.mask_area_weight}")
     if "y" not in args.attributes or "place" not in args.attributes:
         parser.error("--attributes must include the spurious pair 'y' and 'place'")
     try:
@@ -159,8 +163,11 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
             outputs = model(batch.images)
             losses = F.binary_cross_entropy_with_logits(outputs, batch.targets, reduction="none").mean(dim=1)
             losses = callbacks.on_loss(state, batch, outputs, losses)
+            loss = losses.mean()
+            if args.mask_area_weight and variant != "plain":
+                loss = loss + args.mask_area_weight * find_feature_masks(model).mask_area().mean()
             optimizer.zero_grad(set_to_none=True)
-            losses.mean().backward()
+            loss.backward()
             optimizer.step()
             schedule.step()
             state.global_step += 1

@@ -9,8 +9,12 @@ member and row, mean +- std over seeds of worst-group and average accuracy; then
 development members and over reserved members, flagged when the reserved mean falls 10 or more worst-group points
 below the development mean (the row was tuned to the development members and does not carry over); then, per
 member, the default against ERM (target: worst-group +10 points, average no worse than -2), JTT and GroupDRO.
+A member whose true-mask oracle (``oracle`` row) does not learn the object at this budget (average accuracy below
+halfway from chance to 100%) is marked "not counted": it cannot rank methods; the means are given over the counted
+members and over all.
 
-Reserved members are evaluated once, on the final code, by ``--members reserved``; never choose options on them.
+Reserved members are evaluated once, on the final code, by ``--members all`` (or ``reserved``); never choose
+options on them.
 
 Example:
     python recipes/suite.py --members development --seeds 0 1 2 --jobs 2
@@ -36,6 +40,8 @@ from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_sui
 ROOT = Path(__file__).resolve().parents[1]
 OVERFIT_POINTS = 10.0  # reserved worst-group mean this far below development = "does not carry over"
 TARGET_WORST_GAIN, TARGET_AVERAGE_LOSS = 10.0, 2.0  # the default's target against ERM on every member (points)
+LEARNABLE_SHARE = 0.5  # a member counts when the mask oracle's average accuracy gets this share of the way from
+#                        chance to 100%: below it no row can learn the object at this budget, so it ranks nothing
 
 
 def select(suite: list[SuiteMember], wanted: Sequence[str]) -> list[SuiteMember]:
@@ -74,57 +80,86 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {spread:.1f}"
 
 
+def learnability_floor(member: SuiteMember) -> float:
+    """The mask oracle's average accuracy (%) at which the member's object counts as learnable at this budget:
+    halfway from chance (1 / classes) to 100%."""
+    chance = 100.0 / member.config.num_classes
+    return chance + LEARNABLE_SHARE * (100.0 - chance)
+
+
+def learnable(members: list[SuiteMember], seed_means: dict[tuple[str, str], tuple[float, float]]) -> dict[str, bool]:
+    """Per member, whether the mask oracle's mean average accuracy reaches ``learnability_floor`` (every member
+    counts when the oracle row did not run)."""
+    return {m.name: (m.name, "oracle") not in seed_means or seed_means[m.name, "oracle"][1] >= learnability_floor(m)
+            for m in members}
+
+
 def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int], output_dir: Path) -> str:
-    """Per-member results, then per-row means over development and over reserved members (with the overfit flag)."""
+    """Per-member results; per-row means over development and reserved members, all of them and the learnable ones
+    (the overfit flag compares the learnable ones); then the default's checks."""
     lines = ["| Member | role | Row | labels used | model selection | Worst-group acc | Avg acc |",
              "|---|---|---|---|---|---|---|"]
-    means: dict[tuple[str, str], list[float]] = {}
     seed_means: dict[tuple[str, str], tuple[float, float]] = {}  # (member, row) -> worst-group, average
     for member in members:
         for row in rows:
             worst = _metric(output_dir / member.name, row, seeds, "worst_group_accuracy")
             average = _metric(output_dir / member.name, row, seeds, "average_accuracy")
-            means.setdefault((row, member.role), []).append(statistics.mean(worst))
             seed_means[member.name, row] = statistics.mean(worst), statistics.mean(average)
             lines.append(f"| {member.name} | {member.role} | {row} | {peers_recipe.LABELS[row]} | "
                          f"{peers_recipe.SELECTION[row]} | {_cell(worst)} | {_cell(average)} |")
-    lines += ["", "| Row | labels used | development WGA (members) | reserved WGA (members) | carries over? |",
-              "|---|---|---|---|---|"]
+    counted = learnable(members, seed_means)
+    lines += ["", "| Row | labels used | development WGA, learnable (all) | reserved WGA, learnable (all) "
+              "| carries over? |", "|---|---|---|---|---|"]
     for row in rows:
-        dev, held = means.get((row, "development")), means.get((row, "reserved"))
-        dev_text = f"{statistics.mean(dev):.1f} ({len(dev)})" if dev else "n/a"
-        held_text = f"{statistics.mean(held):.1f} ({len(held)})" if held else "n/a"
+        dev, held = ([seed_means[m.name, row][0] for m in members if m.role == role and counted[m.name]]
+                     for role in ("development", "reserved"))
         verdict = "n/a"
         if dev and held:
             gap = statistics.mean(dev) - statistics.mean(held)
             verdict = f"NO: {gap:.1f} points lower on reserved" if gap >= OVERFIT_POINTS else "yes"
-        lines.append(f"| {row} | {peers_recipe.LABELS[row]} | {dev_text} | {held_text} | {verdict} |")
+        cells = " | ".join(_role_mean(members, row, role, seed_means, counted) for role in ("development", "reserved"))
+        lines.append(f"| {row} | {peers_recipe.LABELS[row]} | {cells} | {verdict} |")
     if {"default", "erm"} <= set(rows):
-        lines += ["", *checks(members, rows, seed_means)]
+        lines += ["", *checks(members, rows, seed_means, counted)]
     return "\n".join(lines)
 
 
-def checks(members: list[SuiteMember], rows: Sequence[str],
-           seed_means: dict[tuple[str, str], tuple[float, float]]) -> list[str]:
+def _role_mean(members: list[SuiteMember], row: str, role: str,
+               seed_means: dict[tuple[str, str], tuple[float, float]], counted: dict[str, bool]) -> str:
+    """``mean [members]`` of the row's worst-group accuracy over the role's learnable members, then over all."""
+    every = [seed_means[m.name, row][0] for m in members if m.role == role]
+    some = [seed_means[m.name, row][0] for m in members if m.role == role and counted[m.name]]
+    text = [f"{statistics.mean(v):.1f} [{len(v)}]" if v else "none" for v in (some, every)]
+    return f"{text[0]} ({text[1]})" if every else "n/a"
+
+
+def checks(members: list[SuiteMember], rows: Sequence[str], seed_means: dict[tuple[str, str], tuple[float, float]],
+           counted: dict[str, bool]) -> list[str]:
     """Per member, the default against ERM (the target: worst-group at least ERM + 10, average at least ERM - 2),
-    against JTT and GroupDRO where they ran (differences of seed means, points)."""
-    header = "| Member | role | default - ERM WGA | default - ERM avg | meets ERM + 10 / - 2? |"
+    against JTT and GroupDRO where they ran (differences of seed means, points). A member whose mask oracle stays
+    below ``learnability_floor`` is marked as not counted: no row can learn its object at this budget."""
+    header = "| Member | role | oracle avg (floor) | default - ERM WGA | default - ERM avg | meets ERM + 10 / - 2? |"
     peers = [row for row in ("jtt", "group_dro") if row in rows]
     header += "".join(f" default - {row} WGA |" for row in peers)
-    lines = [header, "|---" * (5 + len(peers)) + "|"]
+    lines = [header, "|---" * (6 + len(peers)) + "|"]
     for member in members:
         default_worst, default_average = seed_means[member.name, "default"]
         erm_worst, erm_average = seed_means[member.name, "erm"]
         worst, average = default_worst - erm_worst, default_average - erm_average
         meets = "yes" if worst >= TARGET_WORST_GAIN and average >= -TARGET_AVERAGE_LOSS else "NO"
+        oracle = "not run"
+        if (member.name, "oracle") in seed_means:
+            oracle = f"{seed_means[member.name, 'oracle'][1]:.1f} ({learnability_floor(member):.1f})"
+        if not counted[member.name]:
+            meets += " (not counted: the oracle stays below the floor)"
         cells = "".join(f" {default_worst - seed_means[member.name, row][0]:+.1f} |" for row in peers)
-        lines.append(f"| {member.name} | {member.role} | {worst:+.1f} | {average:+.1f} | {meets} |{cells}")
+        lines.append(f"| {member.name} | {member.role} | {oracle} | {worst:+.1f} | {average:+.1f} | {meets} |{cells}")
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default=str(ROOT / "configs" / "suite" / "suite_v1.yaml"))
+    parser.add_argument("--suite", default=str(ROOT / "configs" / "suite" / "suite_v2.yaml"))
     parser.add_argument("--members", nargs="+", default=["development"],
                         help="development, reserved, all, or member names")
     parser.add_argument("--rows", nargs="+", default=list(peers_recipe.LABELS), choices=list(peers_recipe.LABELS))
@@ -134,6 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="members run side by side (one process each)")
     parser.add_argument("--reuse", action="store_true", help="keep runs whose metrics.json already exists")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to train.py")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be a positive integer, got {args.jobs}")
@@ -143,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     for member in members:  # rendered once, before any process reads it
         generate_benchmark(Path(args.data_root) / member.name, member.config)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for future in [pool.submit(run_member, member, args) for member in members]:
+    largest_first = sorted(members, key=lambda m: m.config.n_train * m.config.image_size**2, reverse=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # the slowest member does not start last
+        for future in [pool.submit(run_member, member, args) for member in largest_first]:
             future.result()
     text = table(members, args.rows, args.seeds, Path(args.output_dir))
     Path(args.output_dir, "suite.md").write_text(text + "\n")

@@ -112,6 +112,7 @@ class FeatureMaskNet(nn.Module):
         self.transform: MaskTransform | None = None
         self.pretrained_cfg = getattr(body, "pretrained_cfg", {})
         self.last_pooled: torch.Tensor | None = None  # (B, A, C) of the last training pass, for importances
+        self.last_mask_area: torch.Tensor | None = None  # (A,) mean mask of the last training pass, with its graph
 
     @property
     def num_features(self) -> int:
@@ -150,10 +151,24 @@ class FeatureMaskNet(nn.Module):
         return logits.flatten(1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = self.pooled(features, self.masks(features))
+        masks = self.masks(features)
+        pooled = self.pooled(features, masks)
         if self.training:
             self.last_pooled = pooled.detach()
+            self.last_mask_area = masks.mean(dim=(0, 2, 3, 4))
         return self.classify(pooled)
+
+    def mask_area(self) -> torch.Tensor:
+        """Each attribute's mean mask value ``(A,)`` in the last training pass, differentiable: an area prior
+        (``loss + weight * mask_area().mean()``, as the joint attention head's) keeps each attribute's masks on the
+        positions its classifier needs.
+
+        Raises:
+            RuntimeError: no training pass yet.
+        """
+        if self.last_mask_area is None:
+            raise RuntimeError("mask_area() needs a forward pass in training mode first")
+        return self.last_mask_area
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(images))

@@ -153,3 +153,22 @@ def test_the_colour_attribute_map_lands_on_the_coloured_square() -> None:
     assert energy_in_mask(colour_maps, masks).mean() > 1.25 * masks.mean()
     with pytest.raises(ValueError, match=r"attribute must be an index in \[0, 1\], got 2"):
         create_map_method("feature_masks", model, attribute=2)
+
+
+def test_the_area_prior_shrinks_the_masks_it_is_put_on() -> None:
+    with pytest.raises(RuntimeError, match="training mode first"):
+        find_feature_masks(_model()).mask_area()
+    images, targets = torch.rand(8, 3, 32, 32), torch.randint(0, 2, (8, 3)).float()
+    areas = {}
+    for weight in (0.0, 100.0):
+        model = _model().train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(10):
+            loss = F.binary_cross_entropy_with_logits(model(images), targets)
+            loss = loss + weight * find_feature_masks(model).mask_area().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        areas[weight] = find_feature_masks(model).mask_area().detach()
+        assert areas[weight].shape == (3,)
+    assert (areas[100.0] < areas[0.0] - 0.03).all(), areas

@@ -11,21 +11,37 @@ from robusttrain.data.benchmark import load_suite
 
 from .loading import ROOT, load_recipe
 
-SUITE = ROOT / "configs" / "suite" / "suite_v1.yaml"
+SUITES = ROOT / "configs" / "suite"
 
 
 def _recipe():
     return load_recipe("suite")
 
 
-def test_the_suite_has_development_and_reserved_members_that_differ() -> None:
-    members = load_suite(SUITE)
+def test_the_first_suite_has_development_and_reserved_members_that_differ() -> None:
+    members = load_suite(SUITES / "suite_v1.yaml")
     roles = [m.role for m in members]
     assert len(members) >= 8 and roles.count("development") >= 4 and roles.count("reserved") >= 4
     configs = [m.config for m in members]
     assert len({(c.shapes, c.domains, c.seed) for c in configs}) == len(configs)
     assert {c.num_classes for c in configs} >= {2, 3, 4, 5} and {c.image_size for c in configs} == {64, 128}
     assert {c.correlation for c in configs} == {0.9, 0.95, 0.99}
+
+
+def test_the_second_suite_reserves_fresh_members_and_keeps_what_differs() -> None:
+    first = {m.config for m in load_suite(SUITES / "suite_v1.yaml")}
+    members = load_suite(SUITES / "suite_v2.yaml")
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert len(members) >= 8 and len(reserved) >= 4 and len(members) - len(reserved) >= 4
+    assert not first & set(reserved) and len({c.seed for c in reserved}) == len(reserved)  # never seen before
+    configs = [m.config for m in members]
+    assert {c.num_classes for c in configs} >= {2, 3, 4} and {c.image_size for c in configs} == {64, 128}
+    assert {c.correlation for c in configs} == {0.9, 0.95, 0.99}
+    assert recipe_default_suite() == SUITES / "suite_v2.yaml"
+
+
+def recipe_default_suite() -> Path:
+    return Path(_recipe().build_parser().get_default("suite"))
 
 
 def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
@@ -44,14 +60,37 @@ def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_development_members_run_three_rows(tmp_path: Path) -> None:
+def test_two_development_members_run_four_rows(tmp_path: Path) -> None:
     recipe = _recipe()
-    assert recipe.main(["--members", "dev_cross_ring", "dev_three_way", "--rows", "erm", "default", "group_dro",
-                        "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
+    assert recipe.main(["--members", "dev_cross_ring", "dev_four_way", "--rows", "erm", "default", "group_dro",
+                        "oracle", "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
                         "--data-root", str(tmp_path / "data"),
                         "--extra", "--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"]) == 0
     text = (tmp_path / "out" / "suite.md").read_text()
-    assert "| dev_three_way | development | group_dro | training groups | last step |" in text
-    assert "| dev_cross_ring | development | " in text.split("meets ERM + 10 / - 2?")[1]  # the default's checks
-    assert "| erm | class | " in text and "| n/a | n/a |" in text  # no reserved member was run
-    assert not (tmp_path / "data" / "reserved_ring_star").exists()
+    assert "| dev_four_way | development | group_dro | training groups | last step |" in text
+    checks = text.split("meets ERM + 10 / - 2?")[1]  # the default's checks
+    assert "| dev_four_way | development | " in checks
+    assert "(not counted: the oracle stays below the floor)" in checks  # two steps learn no object
+    assert "| erm | class | none (0.0 [2]) | n/a | n/a |" in text  # nothing learnable; no reserved member ran
+    assert not any(path.name.startswith("reserved") for path in (tmp_path / "data").iterdir())
+
+
+def _member(name: str, classes: int):
+    from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember
+    return SuiteMember(name, "reserved", BenchmarkConfig(num_classes=classes, n_train=100, n_val=50, n_test=50))
+
+
+def test_a_member_whose_mask_oracle_stays_near_chance_is_not_counted() -> None:
+    recipe = _recipe()
+    two, four = _member("two", 2), _member("four", 4)
+    assert recipe.learnability_floor(two) == 75.0 and recipe.learnability_floor(four) == 62.5
+    seed_means = {("two", "erm"): (0.0, 50.0), ("two", "default"): (5.0, 51.0), ("two", "oracle"): (1.0, 74.0),
+                  ("four", "erm"): (0.0, 25.0), ("four", "default"): (40.0, 70.0), ("four", "oracle"): (50.0, 63.0)}
+    counted = recipe.learnable([two, four], seed_means)
+    assert counted == {"two": False, "four": True}
+    lines = recipe.checks([two, four], ["erm", "default", "oracle"], seed_means, counted)
+    not_counted = "NO (not counted: the oracle stays below the floor)"
+    assert lines[2] == f"| two | reserved | 74.0 (75.0) | +5.0 | +1.0 | {not_counted} |"
+    assert lines[3] == "| four | reserved | 63.0 (62.5) | +40.0 | +45.0 | yes |"
+    del seed_means["two", "oracle"]  # no oracle row: learnability is not checked, the member counts
+    assert recipe.learnable([two], seed_means) == {"two": True}
