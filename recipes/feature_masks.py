@@ -151,6 +151,7 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
                                       "window": args.transform_window, "importance": args.transform_importance,
                                       "top_fraction": t.top_fraction, "mode": t.mode, "emphasis": t.emphasis,
                                       "damp": t.damp}])
+    area_prior_on = find_feature_masks(model) if args.mask_area_weight and variant != "plain" else None
     state = TrainState(model=model, optimizer=optimizer, total_steps=total)
     callbacks.setup(state)
     model.train()
@@ -164,8 +165,8 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
             losses = F.binary_cross_entropy_with_logits(outputs, batch.targets, reduction="none").mean(dim=1)
             losses = callbacks.on_loss(state, batch, outputs, losses)
             loss = losses.mean()
-            if args.mask_area_weight and variant != "plain":
-                loss = loss + args.mask_area_weight * find_feature_masks(model).mask_area().mean()
+            if area_prior_on is not None:
+                loss = loss + args.mask_area_weight * area_prior_on.mask_area().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

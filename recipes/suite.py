@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers as peers_recipe  # noqa: E402  (sibling recipe script)
 
 from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suite  # noqa: E402
+from robusttrain.data.benchmark.suite import ROLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERFIT_POINTS = 10.0  # reserved worst-group mean this far below development = "does not carry over"
@@ -111,24 +112,25 @@ def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int],
     lines += ["", "| Row | labels used | development WGA, learnable (all) | reserved WGA, learnable (all) "
               "| carries over? |", "|---|---|---|---|---|"]
     for row in rows:
-        dev, held = ([seed_means[m.name, row][0] for m in members if m.role == role and counted[m.name]]
-                     for role in ("development", "reserved"))
+        learnable_means, cells = [], []
+        for role in ROLES:
+            every = [seed_means[m.name, row][0] for m in members if m.role == role]
+            some = [seed_means[m.name, row][0] for m in members if m.role == role and counted[m.name]]
+            learnable_means.append(some)
+            cells.append(_role_mean(some, every))
+        dev, held = learnable_means
         verdict = "n/a"
         if dev and held:
             gap = statistics.mean(dev) - statistics.mean(held)
             verdict = f"NO: {gap:.1f} points lower on reserved" if gap >= OVERFIT_POINTS else "yes"
-        cells = " | ".join(_role_mean(members, row, role, seed_means, counted) for role in ("development", "reserved"))
-        lines.append(f"| {row} | {peers_recipe.LABELS[row]} | {cells} | {verdict} |")
+        lines.append(f"| {row} | {peers_recipe.LABELS[row]} | {' | '.join(cells)} | {verdict} |")
     if {"default", "erm"} <= set(rows):
         lines += ["", *checks(members, rows, seed_means, counted)]
     return "\n".join(lines)
 
 
-def _role_mean(members: list[SuiteMember], row: str, role: str,
-               seed_means: dict[tuple[str, str], tuple[float, float]], counted: dict[str, bool]) -> str:
-    """``mean [members]`` of the row's worst-group accuracy over the role's learnable members, then over all."""
-    every = [seed_means[m.name, row][0] for m in members if m.role == role]
-    some = [seed_means[m.name, row][0] for m in members if m.role == role and counted[m.name]]
+def _role_mean(some: list[float], every: list[float]) -> str:
+    """``mean [members]`` of a role's worst-group accuracies over its learnable members, then over all of them."""
     text = [f"{statistics.mean(v):.1f} [{len(v)}]" if v else "none" for v in (some, every)]
     return f"{text[0]} ({text[1]})" if every else "n/a"
 

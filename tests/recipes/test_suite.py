@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from robusttrain.data.benchmark import load_suite
+from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember, load_suite
 
 from .loading import ROOT, load_recipe
 
@@ -75,8 +75,7 @@ def test_two_development_members_run_four_rows(tmp_path: Path) -> None:
     assert not any(path.name.startswith("reserved") for path in (tmp_path / "data").iterdir())
 
 
-def _member(name: str, classes: int):
-    from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember
+def _member(name: str, classes: int) -> SuiteMember:
     return SuiteMember(name, "reserved", BenchmarkConfig(num_classes=classes, n_train=100, n_val=50, n_test=50))
 
 
