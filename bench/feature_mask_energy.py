@@ -1,10 +1,11 @@
 """Energy of an attribute's map on the region that carries it, over a uniform map's, for several ways of
 collapsing a feature-mask model's per-feature masks into one map per attribute.
 
-The ``feature_masks`` map source sums the importance-weighted masked features (``importance``); alternatives:
-the importance-weighted masks alone (``masks``), and the per-position contribution to the attribute's logit,
-``sum_c w_c M_c F_c`` (a class-activation map over the masked features), as its absolute value (``abs_logit``)
-or its part that pushes towards the predicted side (``toward_prediction``). Models are the runs of
+The ``feature_masks`` map source's two weightings: the part of each position's contribution to the attribute's
+logit, ``sum_c w_c M_c F_c``, that pushes towards the model's decision (``decision``, the default: a
+class-activation map over the masked features), and the importance-weighted masked features (``importance``);
+alternatives: the importance-weighted masks alone (``masks``) and the absolute per-position logit contribution
+(``abs_logit``). Models are the runs of
 ``recipes/feature_masks.py``; the data is that recipe's fixed test subset (exact object masks; the background for
 the domain attribute); importances as in the recipe's mask study (weight importance on 512 training images).
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT / "recipes"))
 
 import feature_masks as recipe  # noqa: E402  (the recipe's test subset and attribute roles)
 
-from robusttrain.attention import attribute_maps, feature_importance  # noqa: E402
+from robusttrain.attention import MAP_WEIGHTINGS, attribute_maps, feature_importance  # noqa: E402
 from robusttrain.attention.base import to_unit_maps  # noqa: E402
 from robusttrain.config import parse_with_config  # noqa: E402
 from robusttrain.eval import energy_in_mask  # noqa: E402
@@ -44,11 +45,9 @@ def candidate_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int)
         importance = net.importance[attribute]
         weight = net.weight[attribute].sum(dim=0)  # one logit per attribute (BCE); a K-class head sums its rows
         logit_map = (masks * features * weight[None, :, None, None]).sum(1, keepdim=True)
-        side = torch.sign(logit_map.mean(dim=(2, 3), keepdim=True))
-        return {"importance": attribute_maps(model, images, attribute),  # the map source's own definition
-                "masks": (masks * importance[None, :, None, None]).sum(1, keepdim=True),
-                "abs_logit": logit_map.abs(),
-                "toward_prediction": (side * logit_map).clamp_min(0)}
+        maps = {weighting: attribute_maps(model, images, attribute, weighting) for weighting in MAP_WEIGHTINGS}
+        return {**maps, "masks": (masks * importance[None, :, None, None]).sum(1, keepdim=True),
+                "abs_logit": logit_map.abs()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for definition, maps in candidate_maps(model, images, a).items():
                 share = energy_in_mask(to_unit_maps(maps, images.shape[-2:]), region).mean() / region.mean()
                 ratios.setdefault((name, definition), []).append(float(share))
-    definitions = ("importance", "masks", "abs_logit", "toward_prediction")
+    definitions = (*MAP_WEIGHTINGS, "masks", "abs_logit")
     print(f"{len(args.runs)} runs, {len(images)} test images; energy over uniform, mean (min-max over runs)")
     print("| attribute | " + " | ".join(definitions) + " |")
     print("|---" * (len(definitions) + 1) + "|")

@@ -7,12 +7,14 @@ of training on: the fine-tuning phase); and ``multi_channel + inference transfor
 the transformation switched on at test time only, no fine-tuning).
 
 Data: the built-in benchmark with its attribute columns; the class (``y``, the shape) is correlated with the
-background domain (``place``) in training, so ``y`` and ``place`` are the spurious pair. Evaluated on the
+background domain (``place``) in training, so ``y`` and ``place`` are the spurious pair; ``--resample-on y`` (the
+config's choice) draws ``y``'s estimated minority as often as its majority, as the default callback does for a
+class label, so that ``y`` is learned from the shape. Evaluated on the
 group-balanced test split: per-attribute accuracy clean, under Gaussian noise (the DropKey protocol's
 variances) and, for the object's attributes, on Mixed-Rand (the object on another image's background); the
 class's worst-group accuracy over (y, place); for mask models the masks' mean pairwise correlation between
-features and between attributes, and the energy of each attribute's importance-weighted map on the region that
-carries it (the object; the background for ``place``) over a uniform map's.
+features and between attributes, and the energy of each attribute's map (the ``feature_masks`` map source, both
+weightings) on the region that carries it (the object; the background for ``place``) over a uniform map's.
 
 Example:
     python recipes/feature_masks.py -c configs/feature_masks.yaml --output-dir reports/feature_masks --jobs 2
@@ -36,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from robusttrain.attention import create_map_method, feature_importance, per_feature_maps
-from robusttrain.callbacks import CallbackList, build_callbacks
+from robusttrain.attention import MAP_WEIGHTINGS, create_map_method, feature_importance, per_feature_maps
+from robusttrain.callbacks import CallbackList, ProbeWeightCallback, build_callbacks
 from robusttrain.config import parse_with_config
 from robusttrain.data import (
+    AdaptiveEpochSampler,
     BenchmarkConfig,
-    EpochShuffleSampler,
     WaterbirdsDataset,
     build_eval_transform,
     build_train_transform,
@@ -62,6 +64,10 @@ from robusttrain.types import Batch, TrainState
 VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
 INFERENCE_ROW = "multi_channel + inference transform"
 BACKGROUND_ATTRIBUTES = ("place",)  # carried by the background; every other attribute by the object
+# Options that do not change what a run computes (how runs are scheduled, how the data is rendered): the rest is
+# saved with each run, and a finished run is reused only under the same options.
+NOT_RUN_OPTIONS = ("output_dir", "jobs", "threads", "run", "seeds", "variants", "generate", "benchmark_fraction",
+                   "correlation")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="test_resnet")
     parser.add_argument("--output-stride", type=int, default=8, choices=[8, 16, 32])
     parser.add_argument("--mask-width", type=int, default=64)
+    parser.add_argument("--mask-residual", action=argparse.BooleanOptionalAction, default=False,
+                        help="mask models' classifiers see F * (1 + M) instead of F * M")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -97,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transform-mode", default="scale", choices=["scale", "sharpen", "binarise"])
     parser.add_argument("--transform-emphasis", type=float, default=2.0)
     parser.add_argument("--transform-damp", type=float, default=0.5)
+    parser.add_argument("--resample-on", default=None,
+                        help="an attribute whose estimated minority is drawn as often as its majority (the default "
+                             "callback probe_weights on that column: a background probe, no group labels); "
+                             "omit for a plain shuffle")
     parser.add_argument("--mask-area-weight", type=float, default=0.0,
                         help="weight of an area prior on the mask models' masks (0: none)")
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # VARIANT:SEED, one run in this process
@@ -114,6 +126,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--mask-area-weight must be a finite number >= 0, got {args.mask_area_weight}")
     if "y" not in args.attributes or "place" not in args.attributes:
         parser.error("--attributes must include the spurious pair 'y' and 'place'")
+    if args.resample_on is not None and args.resample_on not in args.attributes:
+        parser.error(f"--resample-on must be one of --attributes {args.attributes}, got {args.resample_on!r}")
     try:
         transform(args)
     except ValueError as error:
@@ -129,14 +143,27 @@ def model_config(args: argparse.Namespace, variant: str) -> ModelConfig:
     masks = variant != "plain"
     return ModelConfig(name=args.model, num_classes=len(args.attributes), attributes=tuple(args.attributes),
                        output_stride=args.output_stride, feature_masks=masks, mask_width=args.mask_width,
-                       single_mask=variant == "single_mask")
+                       mask_residual=masks and args.mask_residual, single_mask=variant == "single_mask")
+
+
+def training_callbacks(args: argparse.Namespace, variant: str) -> CallbackList:
+    """The run's callbacks: ``probe_weights`` on ``--resample-on``'s column, the transformation for ``intentional``."""
+    specs: list[dict[str, Any]] = []
+    if args.resample_on is not None:
+        specs.append({"name": "probe_weights", "attribute": args.attributes.index(args.resample_on), "seed": 0})
+    if variant == "intentional":
+        t = transform(args)
+        specs.append({"name": "intentional_masks", "start": args.transform_start, "window": args.transform_window,
+                      "importance": args.transform_importance, "top_fraction": t.top_fraction, "mode": t.mode,
+                      "emphasis": t.emphasis, "damp": t.damp})
+    return build_callbacks(specs) if specs else CallbackList()
 
 
 def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> torch.nn.Module:
     torch.manual_seed(seed)
     dataset = WaterbirdsDataset(args.data_dir, "train", build_train_transform(args.image_size, seed=seed),
                                 attributes=args.attributes)
-    sampler = EpochShuffleSampler(len(dataset), seed)
+    sampler = AdaptiveEpochSampler(len(dataset), seed)
     loader = DataLoader(dataset, args.batch_size, sampler=sampler, drop_last=True)
     total = args.epochs * len(loader) if args.max_steps is None else min(args.max_steps, args.epochs * len(loader))
     config = model_config(args, variant)
@@ -144,19 +171,19 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
     model = config.build()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    callbacks = CallbackList()
-    if variant == "intentional":
-        t = transform(args)
-        callbacks = build_callbacks([{"name": "intentional_masks", "start": args.transform_start,
-                                      "window": args.transform_window, "importance": args.transform_importance,
-                                      "top_fraction": t.top_fraction, "mode": t.mode, "emphasis": t.emphasis,
-                                      "damp": t.damp}])
+    callbacks = training_callbacks(args, variant)
     area_prior_on = find_feature_masks(model) if args.mask_area_weight and variant != "plain" else None
     state = TrainState(model=model, optimizer=optimizer, total_steps=total)
     callbacks.setup(state)
+    unaugmented = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size),
+                                    attributes=args.attributes)
+    callbacks.observe_data(state, (Batch(images=items["image"], targets=items["attributes"], indices=items["index"])
+                                   for items in DataLoader(unaugmented, 256, generator=torch.Generator())))
+    sample_ids = [record.sample_id for record in dataset.records]
     model.train()
     while state.global_step < total:
         sampler.set_epoch(state.epoch)
+        sampler.set_weights(callbacks.sampling_weights(state, sample_ids))
         dataset.set_epoch(state.epoch)
         for items in loader:
             batch = callbacks.on_batch_start(state, Batch(images=items["image"], targets=items["attributes"],
@@ -178,6 +205,8 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
         state.epoch += 1
     callbacks.teardown(state)
     torch.save(model.state_dict(), run_dir / "model.pt")
+    for probe in (cb for cb in callbacks.callbacks if isinstance(cb, ProbeWeightCallback)):
+        (run_dir / "probe.json").write_text(json.dumps(probe.summary, indent=2))
     return model.eval()
 
 
@@ -249,13 +278,14 @@ def mask_study(args: argparse.Namespace, model: torch.nn.Module, data: dict[str,
                                         strict=True)]
     if net.transform is None:  # a model trained with the transformation keeps the importances it selected with
         net.set_transform(None, importance["weights"])
-    energy = {}
     images, object_masks = data["images"][:512], data["masks"][:512]
-    for a, name in enumerate(args.attributes):
-        maps = create_map_method("feature_masks", model, attribute=a)(images)
-        region = 1 - object_masks if name in BACKGROUND_ATTRIBUTES else object_masks
-        energy[name] = float(energy_in_mask(maps, region).mean() / region.mean())
-    study["energy_over_uniform"] = energy
+    study["energy_over_uniform"] = {}
+    for weighting in MAP_WEIGHTINGS:
+        energy = study["energy_over_uniform"][weighting] = {}
+        for a, name in enumerate(args.attributes):
+            maps = create_map_method("feature_masks", model, attribute=a, weighting=weighting)(images)
+            region = 1 - object_masks if name in BACKGROUND_ATTRIBUTES else object_masks
+            energy[name] = float(energy_in_mask(maps, region).mean() / region.mean())
     return study
 
 
@@ -285,10 +315,29 @@ def figure(args: argparse.Namespace, model: torch.nn.Module, image: torch.Tensor
     plt.close(fig)
 
 
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that decide what a run computes, as saved in its ``options.json``."""
+    return json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in NOT_RUN_OPTIONS}))
+
+
+def reuse_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
+    """Why the finished run in ``run_dir`` cannot stand for these options (None: it can)."""
+    saved_path = run_dir / "options.json"
+    if not saved_path.is_file():
+        return f"{run_dir} has no options.json (written by an older version of this recipe)"
+    saved, current = json.loads(saved_path.read_text()), run_options(args)
+    differing = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    if differing:
+        return f"{run_dir} was run with " + ", ".join(f"{k}={saved.get(k)!r} (now {current.get(k)!r})"
+                                                      for k in differing)
+    return None
+
+
 def run_one(args: argparse.Namespace, variant: str, seed: int) -> None:
     torch.set_num_threads(args.threads)
     run_dir = Path(args.output_dir) / "runs" / f"{variant}_s{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "options.json").write_text(json.dumps(run_options(args), indent=2))
     started = time.time()
     model = train(args, variant, seed, run_dir)
     seconds = time.time() - started
@@ -336,17 +385,21 @@ def summary(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         lines.append(f"| {row} | " + " | ".join(stat([r["clean"][a] for r in runs]) for a in args.attributes) + " |")
     masked = {row: runs for row, runs in rows.items() if "masks" in runs[0]}
     if masked:
-        lines += ["", "Masks (mean ± std over seeds): correlation between features / attributes, energy of each "
-                  "attribute's map on its region over a uniform map's:", "",
-                  "| row | corr. features | corr. attributes | " + " | ".join(f"energy {a}" for a in args.attributes)
-                  + " |", "|---" * (3 + len(args.attributes)) + "|"]
+        lines += ["", "Masks (mean ± std over seeds): correlation between features / attributes; energy of each "
+                  "attribute's map (`feature_masks` map source, each weighting) on its region over a uniform map's, "
+                  "mean (min-max over seeds):", "",
+                  "| row | corr. features | corr. attributes | map | " +
+                  " | ".join(f"energy {a}" for a in args.attributes) + " |", "|---" * (4 + len(args.attributes)) + "|"]
         for row, runs in masked.items():
             studies = [r["masks"] for r in runs]
             cells = [f"{np.mean([s['mask_correlation'][k] for s in studies]):.3f} ± "
                      f"{np.std([s['mask_correlation'][k] for s in studies]):.3f}"
                      for k in ("between_features", "between_attributes")]
-            cells += [f"{np.mean([s['energy_over_uniform'][a] for s in studies]):.2f}" for a in args.attributes]
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+            for weighting in MAP_WEIGHTINGS:
+                ratios = [[s["energy_over_uniform"][weighting][a] for s in studies] for a in args.attributes]
+                energies = [f"{np.mean(r):.2f} ({min(r):.2f}-{max(r):.2f})" for r in ratios]
+                lines.append(f"| {row} | " + " | ".join([*cells, weighting, *energies]) + " |")
+                cells = ["", ""]
             numbers[row]["masks"] = studies
         lines += overlap_lines(args, masked)
     return "\n".join(lines), numbers
@@ -377,6 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_one(args, variant, int(seed))
         return 0
     out = Path(args.output_dir)
+    finished = [out / "runs" / f"{v}_s{s}" for s in args.seeds for v in args.variants
+                if (out / "runs" / f"{v}_s{s}" / "result.json").is_file()]
+    problems = [problem for run_dir in finished if (problem := reuse_problem(args, run_dir)) is not None]
+    if problems:
+        parser.error("finished runs in --output-dir do not match these options (use another --output-dir, or "
+                     "remove those runs):\n  " + "\n  ".join(problems))
     out.mkdir(parents=True, exist_ok=True)
     if args.generate:
         config = BenchmarkConfig(image_size=args.image_size, correlation=args.correlation)

@@ -2,7 +2,7 @@
 
 from .base import MapMethod, check_images, target_scores, to_unit_maps
 from .degradation import ControlledDegradation
-from .feature_masks import FeatureMaskMaps, attribute_maps, feature_importance, per_feature_maps
+from .feature_masks import MAP_WEIGHTINGS, FeatureMaskMaps, attribute_maps, feature_importance, per_feature_maps
 from .gradcam import GradCAM
 from .head import AttentionHeadMaps
 from .hooks import ActivationCapture, resolve_layers
@@ -15,6 +15,7 @@ from .state import untouched
 __all__ = [
     "LICNN",
     "MAP_METHODS",
+    "MAP_WEIGHTINGS",
     "ActivationCapture",
     "AttentionHeadMaps",
     "ControlledDegradation",

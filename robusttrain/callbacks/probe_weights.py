@@ -8,10 +8,11 @@ clearly above chance, the samples whose label the probe gets wrong are the estim
 landbird on water); from the first epoch on samples are *drawn* so that flagged and unflagged samples of each
 label carry equal mass (the audit's ``weights.csv``, through the loop's sampler:
 :meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`). No clear bias: every
-weight stays 1. Uses class labels only: no groups, masks or maps. A loop that makes no such pass still works: the
-callback then records the backgrounds of the first epoch's (augmented) batches and fits at its end, and that
-epoch is plain training (on the suite's small-object development member: 43 instead of 70 worst-group accuracy,
-3 seeds; BENCHMARKS.md).
+weight stays 1. Uses class labels only: no groups, masks or maps. With multi-label targets ``(B, A)`` (one binary
+attribute per column) ``attribute`` names the column whose minority is resampled. A loop that makes no such pass
+still works: the callback then records the backgrounds of the first epoch's (augmented) batches and fits at its
+end, and that epoch is plain training (on the suite's small-object development member: 43 instead of 70
+worst-group accuracy, 3 seeds; BENCHMARKS.md).
 
 Resampling rather than loss weights: with about 5% flagged samples the weights differ 18-fold, and as loss
 weights (normalised per batch) they made a batch's loss hinge on one or two samples; training collapsed on the
@@ -43,6 +44,8 @@ class ProbeWeightCallback(Callback):
         max_weight: cap on a sample's draw weight (None: uncapped), against a handful of flagged samples taking
             a label's whole half.
         seed: seed of the probe's fold split.
+        attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
+            ``(B,)``).
         **options: ``key``, ``enabled``.
 
     Attributes:
@@ -53,14 +56,17 @@ class ProbeWeightCallback(Callback):
 
     order = 0  # records backgrounds before any callback changes the batch
 
-    def __init__(self, max_weight: float | None = None, seed: int = 0, **options: Any) -> None:
+    def __init__(self, max_weight: float | None = None, seed: int = 0, attribute: int | None = None,
+                 **options: Any) -> None:
         super().__init__(**options)
         if max_weight is not None and (isinstance(max_weight, bool) or not isinstance(max_weight, (int, float))
                                        or max_weight < 1):
             raise ValueError(f"max_weight must be a number >= 1 or null, got {max_weight!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        self.max_weight, self.seed = max_weight, seed
+        if attribute is not None and (isinstance(attribute, bool) or not isinstance(attribute, int) or attribute < 0):
+            raise ValueError(f"attribute must be a column index >= 0 or null, got {attribute!r}")
+        self.max_weight, self.seed, self.attribute = max_weight, seed, attribute
         self.features: dict[int, list[float]] = {}
         self.labels: dict[int, int] = {}
         self.weights: dict[int, float] | None = None
@@ -85,13 +91,32 @@ class ProbeWeightCallback(Callback):
 
     def record(self, batch: Batch) -> None:
         """Keep the background features and label of each unchanged row, by sample id."""
-        if batch.indices is None or batch.targets.ndim != 1 or batch.targets.is_floating_point():
-            raise ValueError("probe_weights needs class labels and batch.indices (stable sample ids)")
+        if batch.indices is None:
+            raise ValueError("probe_weights needs batch.indices (stable sample ids)")
+        labels = self.labels_of(batch.targets).cpu()
         rows = batch.unchanged_rows().cpu()
         features = background_features(batch.images.detach()).cpu()
-        for sample_id, label, row in zip(batch.indices.cpu()[rows].tolist(), batch.targets.cpu()[rows].tolist(),
+        for sample_id, label, row in zip(batch.indices.cpu()[rows].tolist(), labels[rows].tolist(),
                                          features[rows], strict=True):
             self.features[sample_id], self.labels[sample_id] = row.tolist(), label
+
+    def labels_of(self, targets: torch.Tensor) -> torch.Tensor:
+        """The labels the probe balances: the class labels, or the ``attribute`` column of multi-label targets."""
+        if self.attribute is None:
+            if targets.ndim != 1 or targets.is_floating_point():
+                raise ValueError(f"probe_weights needs class labels (B,) of integers, got {targets.dtype} targets of "
+                                 f"shape {tuple(targets.shape)}; for multi-label targets (B, A) set attribute to "
+                                 "the column to balance")
+            return targets
+        if targets.ndim != 2 or not self.attribute < targets.shape[1]:
+            raise ValueError(f"probe_weights(attribute={self.attribute}) needs multi-label targets (B, A) with more "
+                             f"than {self.attribute} columns, got shape {tuple(targets.shape)}")
+        column = targets[:, self.attribute]
+        if not ((column == 0) | (column == 1)).all():
+            others = ", ".join(f"{v:g}" for v in column[(column != 0) & (column != 1)][:3].tolist())
+            raise ValueError(f"probe_weights(attribute={self.attribute}): column {self.attribute} must hold 0/1 "
+                             f"labels, got {others}")
+        return column.long()
 
     def on_epoch_end(self, state: TrainState) -> None:
         if self.weights is not None:

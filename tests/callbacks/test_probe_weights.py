@@ -62,8 +62,40 @@ def test_no_bias_leaves_every_weight_at_one_and_bad_options_are_named() -> None:
     assert not callback.summary["biased"] and set(callback.weights.values()) == {1.0}
     with pytest.raises(ValueError, match="max_weight must be"):
         ProbeWeightCallback(max_weight=0.5)
-    with pytest.raises(ValueError, match="needs class labels and batch.indices"):
+    with pytest.raises(ValueError, match="needs batch.indices"):
         ProbeWeightCallback().on_batch_start(TrainState(), Batch(images=images[:2], targets=labels[:2]))
+
+
+def test_multi_label_targets_balance_the_named_column() -> None:
+    images, labels, minority = _scenes(400, correlation=0.9)
+    noise = torch.randint(0, 2, (400, 2), generator=torch.Generator().manual_seed(1))
+    targets = torch.stack([noise[:, 0], labels, noise[:, 1]], dim=1).float()  # the label is column 1
+    callback, state = ProbeWeightCallback(attribute=1), TrainState()
+    _epoch(callback, state, images, targets)
+    assert callback.summary["biased"] and callback.summary["flagged"] == int(minority.sum())
+    weights = torch.tensor([callback.weights[i] for i in range(400)])
+    assert weights[minority].min() > 5 * weights[~minority].max()
+    restored = ProbeWeightCallback(attribute=1)
+    restored.load_state_dict(callback.state_dict())
+    assert restored.weights == callback.weights
+
+
+@pytest.mark.parametrize(("options", "targets", "message"), [
+    ({}, torch.zeros(2, 3), r"needs class labels \(B,\) of integers.*set attribute"),
+    ({"attribute": 3}, torch.zeros(2, 3), r"attribute=3\) needs multi-label targets \(B, A\) with more than 3"),
+    ({"attribute": 0}, torch.zeros(2, dtype=torch.long), r"attribute=0\) needs multi-label targets"),
+    ({"attribute": 1}, torch.tensor([[0.0, 0.7], [1.0, 1.0]]), r"column 1 must hold 0/1 labels.*0\.7"),
+])
+def test_labels_that_do_not_fit_the_options_are_named(options, targets, message) -> None:
+    batch = Batch(images=torch.rand(2, 3, 8, 8), targets=targets, indices=torch.arange(2))
+    with pytest.raises(ValueError, match=message):
+        ProbeWeightCallback(**options).on_batch_start(TrainState(), batch)
+
+
+def test_an_attribute_that_is_not_a_column_index_is_refused() -> None:
+    for bad in (-1, 1.5, True, "y"):
+        with pytest.raises(ValueError, match="attribute must be a column index"):
+            ProbeWeightCallback(attribute=bad)
 
 
 def test_a_resumed_first_epoch_keeps_what_it_recorded() -> None:

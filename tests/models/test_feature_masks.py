@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robusttrain.attention import create_map_method, feature_importance, per_feature_maps
+from robusttrain.attention import attribute_maps, create_map_method, feature_importance, per_feature_maps
 from robusttrain.eval import energy_in_mask
 from robusttrain.models import MaskTransform, ModelConfig, create_model, find_feature_masks, load_weights
 
@@ -147,10 +147,13 @@ def test_the_colour_attribute_map_lands_on_the_coloured_square() -> None:
     images, masks, attributes = _square_scenes(64, generator)
     accuracy = ((model(images) > 0).float() == attributes).float().mean(dim=0)
     assert (accuracy > 0.9).all(), accuracy
-    colour_maps = create_map_method("feature_masks", model, attribute=0)(images)
     # a uniform map puts masks.mean() of its energy on the squares; the brightness attribute can be read anywhere
     # (the squares' edges too), so only the colour attribute's map has a region to find
-    assert energy_in_mask(colour_maps, masks).mean() > 1.25 * masks.mean()
+    for weighting in ("decision", "importance"):
+        colour_maps = create_map_method("feature_masks", model, attribute=0, weighting=weighting)(images)
+        assert energy_in_mask(colour_maps, masks).mean() > 1.25 * masks.mean(), weighting
+    with pytest.raises(ValueError, match=r"weighting must be one of \['decision', 'importance'\], got 'logit'"):
+        create_map_method("feature_masks", model, attribute=0, weighting="logit")
     with pytest.raises(ValueError, match=r"attribute must be an index in \[0, 1\], got 2"):
         create_map_method("feature_masks", model, attribute=2)
 
@@ -172,3 +175,32 @@ def test_the_area_prior_shrinks_the_masks_it_is_put_on() -> None:
         areas[weight] = find_feature_masks(model).mask_area().detach()
         assert areas[weight].shape == (3,)
     assert (areas[100.0] < areas[0.0] - 0.03).all(), areas
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_the_decision_map_splits_the_logit_over_positions(residual: bool) -> None:
+    model = _model(mask_residual=residual).eval()
+    net = find_feature_masks(model)
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(images)
+        bias = net.bias.clone()
+        towards = {}
+        for side, value in (("one", 100.0), ("zero", -100.0)):  # a bias that decides: the map follows the side
+            net.bias.fill_(value)
+            towards[side] = attribute_maps(model, images, attribute=1)
+        net.bias.copy_(bias)
+    per_position = towards["one"] - towards["zero"]  # the signed contribution of each position to the logit
+    assert torch.allclose(per_position.mean(dim=(-2, -1))[:, 0] + bias[1, 0], logits[:, 1], atol=1e-4)
+    assert (towards["one"] >= 0).all() and (towards["one"] * towards["zero"] == 0).all()
+
+
+def test_the_decision_map_of_one_class_label_follows_the_class_asked_for() -> None:
+    torch.manual_seed(0)
+    model = create_model("test_resnet", 4, feature_masks=True, mask_width=8, output_stride=8).eval()
+    images = torch.rand(3, 3, 32, 32)
+    predicted = model(images).argmax(dim=1)
+    by_class = [attribute_maps(model, images, targets=torch.full((3,), k)) for k in range(4)]
+    assert torch.equal(attribute_maps(model, images), torch.stack([by_class[k][i] for i, k in
+                                                                   enumerate(predicted.tolist())]))
+    assert not torch.allclose(by_class[0], by_class[1])

@@ -15,13 +15,13 @@ def _recipe():
     return load_recipe("feature_masks")
 
 
-def test_every_row_runs_and_is_summarised(tmp_path: Path) -> None:
+def test_every_row_runs_and_is_summarised(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     recipe = _recipe()
     out = tmp_path / "out"
-    code = recipe.main(["-c", str(ROOT / "configs" / "feature_masks.yaml"), "--data-dir", str(tmp_path / "data"),
-                        "--benchmark-fraction", "0.02", "--image-size", "32", "--output-dir", str(out),
-                        "--seeds", "0", "--max-steps", "4", "--batch-size", "16", "--eval-images", "32",
-                        "--transform-start", "0.5", "--transform-window", "0.25", "--jobs", "2"])
+    options = ["-c", str(ROOT / "configs" / "feature_masks.yaml"), "--data-dir", str(tmp_path / "data"),
+               "--image-size", "32", "--output-dir", str(out), "--seeds", "0", "--max-steps", "4", "--batch-size",
+               "16", "--eval-images", "32", "--transform-start", "0.5", "--transform-window", "0.25"]
+    code = recipe.main([*options, "--benchmark-fraction", "0.02", "--jobs", "2"])
     assert code == 0
     table = (out / "summary.md").read_text()
     for row in ("plain", "single_mask", "multi_channel", "multi_channel + inference transform", "intentional"):
@@ -31,13 +31,19 @@ def test_every_row_runs_and_is_summarised(tmp_path: Path) -> None:
     assert numbers["single_mask"]["masks"][0]["mask_correlation"]["between_features"] == pytest.approx(1.0)
     assert features < 0.9  # per-feature masks are not one shared mask
     intentional = json.loads((out / "runs" / "intentional_s0" / "result.json").read_text())["intentional"]
-    assert set(intentional["masks"]["energy_over_uniform"]) == {"y", "place", "patterned", "warm_colour",
-                                                                "large_object"}
+    for weighting in ("decision", "importance"):
+        assert set(intentional["masks"]["energy_over_uniform"][weighting]) == {"y", "place", "patterned",
+                                                                               "warm_colour", "large_object"}
+    probe = json.loads((out / "runs" / "plain_s0" / "probe.json").read_text())  # the config resamples y
+    assert probe["samples"] > 0 and "flagged" in probe
     assert (out / "runs" / "multi_channel_s0" / "top_feature_masks.png").stat().st_size > 1000
-    again = recipe.main(["-c", str(ROOT / "configs" / "feature_masks.yaml"), "--data-dir", str(tmp_path / "data"),
-                         "--no-generate", "--image-size", "32", "--output-dir", str(out), "--seeds", "0",
-                         "--eval-images", "32"])
-    assert again == 0  # every run is done: only the summary is rewritten
+    (out / "summary.md").unlink()
+    assert recipe.main([*options, "--no-generate"]) == 0  # every run is done: only the summary is rewritten
+    summary = (out / "summary.md").read_text()
+    with pytest.raises(SystemExit):
+        recipe.main([*options, "--no-generate", "--lr", "0.1"])
+    assert "plain_s0 was run with lr=0.05 (now 0.1)" in capsys.readouterr().err
+    assert (out / "summary.md").read_text() == summary  # a refused invocation leaves the earlier results
 
 
 def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -48,4 +54,7 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: py
     with pytest.raises(SystemExit):
         recipe.main(["--transform-mode", "binarise", "--transform-damp", "2", "--output-dir", str(tmp_path / "o")])
     assert "damp must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipe.main(["--resample-on", "shape", "--output-dir", str(tmp_path / "o")])
+    assert "--resample-on must be one of --attributes" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
