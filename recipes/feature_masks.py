@@ -64,10 +64,10 @@ from robusttrain.types import Batch, TrainState
 VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
 INFERENCE_ROW = "multi_channel + inference transform"
 BACKGROUND_ATTRIBUTES = ("place",)  # carried by the background; every other attribute by the object
-# Options that do not change what a run computes (how runs are scheduled, how the data is rendered): the rest is
-# saved with each run, and a finished run is reused only under the same options.
-NOT_RUN_OPTIONS = ("output_dir", "jobs", "threads", "run", "seeds", "variants", "generate", "benchmark_fraction",
-                   "correlation")
+# Options that do not change what a run computes (where they came from, how runs are scheduled, how the data is
+# rendered): the rest is saved with each run, and a finished run is reused only under the same options.
+NOT_RUN_OPTIONS = ("config", "output_dir", "jobs", "threads", "run", "seeds", "variants", "generate",
+                   "benchmark_fraction", "correlation")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,7 +325,8 @@ def reuse_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
     saved_path = run_dir / "options.json"
     if not saved_path.is_file():
         return f"{run_dir} has no options.json (written by an older version of this recipe)"
-    saved, current = json.loads(saved_path.read_text()), run_options(args)
+    saved = {k: v for k, v in json.loads(saved_path.read_text()).items() if k not in NOT_RUN_OPTIONS}
+    current = run_options(args)
     differing = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     if differing:
         return f"{run_dir} was run with " + ", ".join(f"{k}={saved.get(k)!r} (now {current.get(k)!r})"

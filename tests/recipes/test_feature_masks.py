@@ -38,7 +38,11 @@ def test_every_row_runs_and_is_summarised(tmp_path: Path, capsys: pytest.Capture
     assert probe["samples"] > 0 and "flagged" in probe
     assert (out / "runs" / "multi_channel_s0" / "top_feature_masks.png").stat().st_size > 1000
     (out / "summary.md").unlink()
-    assert recipe.main([*options, "--no-generate"]) == 0  # every run is done: only the summary is rewritten
+    trained = (out / "runs" / "plain_s0" / "model.pt").stat().st_mtime_ns
+    moved_config = tmp_path / "same_options.yaml"  # the same values from another file
+    moved_config.write_text((ROOT / "configs" / "feature_masks.yaml").read_text())
+    assert recipe.main([*options, "--no-generate", "-c", str(moved_config)]) == 0  # only the summary is rewritten
+    assert (out / "runs" / "plain_s0" / "model.pt").stat().st_mtime_ns == trained
     summary = (out / "summary.md").read_text()
     with pytest.raises(SystemExit):
         recipe.main([*options, "--no-generate", "--lr", "0.1"])
