@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample-on", default=None,
                         help="an attribute whose estimated minority is drawn as often as its majority (the default "
                              "callback probe_weights on that column: a background probe, no group labels); "
-                             "omit for a plain shuffle")
+                             "'none' (or omitted): a plain shuffle")
     parser.add_argument("--mask-area-weight", type=float, default=0.0,
                         help="weight of an area prior on the mask models' masks (0: none)")
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # VARIANT:SEED, one run in this process
@@ -126,6 +126,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--mask-area-weight must be a finite number >= 0, got {args.mask_area_weight}")
     if "y" not in args.attributes or "place" not in args.attributes:
         parser.error("--attributes must include the spurious pair 'y' and 'place'")
+    if args.resample_on == "none":
+        args.resample_on = None
     if args.resample_on is not None and args.resample_on not in args.attributes:
         parser.error(f"--resample-on must be one of --attributes {args.attributes}, got {args.resample_on!r}")
     try:

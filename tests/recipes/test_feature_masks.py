@@ -61,4 +61,7 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: py
     with pytest.raises(SystemExit):
         recipe.main(["--resample-on", "shape", "--output-dir", str(tmp_path / "o")])
     assert "--resample-on must be one of --attributes" in capsys.readouterr().err
+    args = recipe.build_parser().parse_args(["--resample-on", "none"])
+    recipe.check(args, recipe.build_parser())
+    assert args.resample_on is None  # the config's y switched off from the command line
     assert not (tmp_path / "o").exists()
