@@ -152,7 +152,7 @@ def training_callbacks(args: argparse.Namespace, variant: str) -> CallbackList:
     """The run's callbacks: ``probe_weights`` on ``--resample-on``'s column, the transformation for ``intentional``."""
     specs: list[dict[str, Any]] = []
     if args.resample_on is not None:
-        specs.append({"name": "probe_weights", "attribute": args.attributes.index(args.resample_on), "seed": 0})
+        specs.append({"name": "probe_weights", "attribute": args.attributes.index(args.resample_on)})
     if variant == "intentional":
         t = transform(args)
         specs.append({"name": "intentional_masks", "start": args.transform_start, "window": args.transform_window,
@@ -177,10 +177,13 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
     area_prior_on = find_feature_masks(model) if args.mask_area_weight and variant != "plain" else None
     state = TrainState(model=model, optimizer=optimizer, total_steps=total)
     callbacks.setup(state)
-    unaugmented = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size),
-                                    attributes=args.attributes)
-    callbacks.observe_data(state, (Batch(images=items["image"], targets=items["attributes"], indices=items["index"])
-                                   for items in DataLoader(unaugmented, 256, generator=torch.Generator())))
+    if callbacks.wants_data_pass(state):  # probe_weights: the un-augmented training set, once before training
+        unaugmented = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size),
+                                        attributes=args.attributes)
+        # NOTE: the pass's own generator keeps it from consuming the global RNG the training steps draw from
+        passes = DataLoader(unaugmented, 256, generator=torch.Generator())
+        callbacks.observe_data(state, (Batch(images=items["image"], targets=items["attributes"],
+                                             indices=items["index"]) for items in passes))
     sample_ids = [record.sample_id for record in dataset.records]
     model.train()
     while state.global_step < total:

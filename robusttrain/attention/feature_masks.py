@@ -116,7 +116,7 @@ def attribute_maps(model: nn.Module, images: torch.Tensor, attribute: int = 0, w
         towards = torch.where(logits > 0, 1.0, -1.0)[:, :, None, None]
         return (towards * per_position).clamp_min(0)
     classes = target_scores(logits, targets)[1]
-    return per_position.gather(1, classes[:, None, None, None].expand(-1, 1, *per_position.shape[-2:])).clamp_min(0)
+    return per_position[torch.arange(len(classes)), classes][:, None].clamp_min(0)
 
 
 @MAP_METHODS.register("feature_masks")
