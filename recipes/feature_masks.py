@@ -320,9 +320,14 @@ def figure(args: argparse.Namespace, model: torch.nn.Module, image: torch.Tensor
     plt.close(fig)
 
 
-def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options that decide what a run computes, as saved in its ``options.json``."""
-    return json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in NOT_RUN_OPTIONS}))
+def run_path(args: argparse.Namespace, variant: str, seed: int) -> Path:
+    """The folder of one run (``runs/<variant>_s<seed>`` under ``--output-dir``)."""
+    return Path(args.output_dir) / "runs" / f"{variant}_s{seed}"
+
+
+def run_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Of ``options`` (``vars(args)`` or a saved ``options.json``), those that decide what a run computes."""
+    return json.loads(json.dumps({k: v for k, v in options.items() if k not in NOT_RUN_OPTIONS}))
 
 
 def reuse_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
@@ -330,8 +335,7 @@ def reuse_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
     saved_path = run_dir / "options.json"
     if not saved_path.is_file():
         return f"{run_dir} has no options.json (written by an older version of this recipe)"
-    saved = {k: v for k, v in json.loads(saved_path.read_text()).items() if k not in NOT_RUN_OPTIONS}
-    current = run_options(args)
+    saved, current = run_options(json.loads(saved_path.read_text())), run_options(vars(args))
     differing = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     if differing:
         return f"{run_dir} was run with " + ", ".join(f"{k}={saved.get(k)!r} (now {current.get(k)!r})"
@@ -341,9 +345,9 @@ def reuse_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
 
 def run_one(args: argparse.Namespace, variant: str, seed: int) -> None:
     torch.set_num_threads(args.threads)
-    run_dir = Path(args.output_dir) / "runs" / f"{variant}_s{seed}"
+    run_dir = run_path(args, variant, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "options.json").write_text(json.dumps(run_options(args), indent=2))
+    (run_dir / "options.json").write_text(json.dumps(run_options(vars(args)), indent=2))
     started = time.time()
     model = train(args, variant, seed, run_dir)
     seconds = time.time() - started
@@ -367,8 +371,7 @@ def summary(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     rows: dict[str, list[dict[str, Any]]] = {}
     for variant in args.variants:
         for seed in args.seeds:
-            for row, values in json.loads((Path(args.output_dir) / "runs" / f"{variant}_s{seed}" /
-                                           "result.json").read_text()).items():
+            for row, values in json.loads((run_path(args, variant, seed) / "result.json").read_text()).items():
                 rows.setdefault(row, []).append(values)
 
     def stat(values: list[float]) -> str:
@@ -436,9 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_one(args, variant, int(seed))
         return 0
     out = Path(args.output_dir)
-    finished = [out / "runs" / f"{v}_s{s}" for s in args.seeds for v in args.variants
-                if (out / "runs" / f"{v}_s{s}" / "result.json").is_file()]
-    problems = [problem for run_dir in finished if (problem := reuse_problem(args, run_dir)) is not None]
+    jobs = [(v, s) for s in args.seeds for v in args.variants]
+    finished = {job for job in jobs if (run_path(args, *job) / "result.json").is_file()}
+    problems = [problem for job in jobs if job in finished
+                if (problem := reuse_problem(args, run_path(args, *job))) is not None]
     if problems:
         parser.error("finished runs in --output-dir do not match these options (use another --output-dir, or "
                      "remove those runs):\n  " + "\n  ".join(problems))
@@ -446,11 +450,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.generate:
         config = BenchmarkConfig(image_size=args.image_size, correlation=args.correlation)
         generate_benchmark(args.data_dir, config.scaled(args.benchmark_fraction))
-    todo = [(v, s) for s in args.seeds for v in args.variants
-            if not (out / "runs" / f"{v}_s{s}" / "result.json").is_file()]
+    todo = [job for job in jobs if job not in finished]
 
     def launch(job: tuple[str, int]) -> int:
-        log_path = out / "runs" / f"{job[0]}_s{job[1]}.log"
+        log_path = run_path(args, *job).with_suffix(".log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
             command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),

@@ -94,13 +94,18 @@ def _attribute_scores(net: FeatureMaskNet, logits: torch.Tensor) -> torch.Tensor
     return target_scores(logits, None)[0][:, None]
 
 
+def _check_weighting(weighting: str) -> str:
+    if weighting not in MAP_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {list(MAP_WEIGHTINGS)}, got {weighting!r}")
+    return weighting
+
+
 def attribute_maps(model: nn.Module, images: torch.Tensor, attribute: int = 0, weighting: str = "decision",
                    targets: torch.Tensor | None = None) -> torch.Tensor:
     """Raw map of ``attribute``, ``(B, 1, h, w)`` >= 0 at feature resolution (``weighting``: see the module).
     ``targets``: for one K-class label, the class to explain (default: the predicted one); a binary attribute's
     map always follows the model's decision."""
-    if weighting not in MAP_WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {list(MAP_WEIGHTINGS)}, got {weighting!r}")
+    _check_weighting(weighting)
     net, features, masks = _parts(model, images)
     attribute = net.check_attribute(attribute)
     if weighting == "importance":
@@ -135,10 +140,8 @@ class FeatureMaskMaps(MapMethod):
 
     def __init__(self, model: nn.Module, attribute: int = 0, weighting: str = "decision") -> None:
         super().__init__(model)
-        if weighting not in MAP_WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {list(MAP_WEIGHTINGS)}, got {weighting!r}")
+        self.weighting = _check_weighting(weighting)
         self.attribute = find_feature_masks(model).check_attribute(attribute)
-        self.weighting = weighting
 
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
