@@ -33,12 +33,9 @@ from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = ["callbacks/default", "experiments/gradcam_reweight_then_swap", "experiments/default_split_sources",
-                   "experiments/default_training_pass",
-                   "callbacks/reweight_gradcam", "experiments/background_swap_gradcam",
+DEFAULT_CONFIGS = ["callbacks/default", "callbacks/probe_weights_swap", "callbacks/reweight_gradcam",
                    "callbacks/reweight_degradation", "callbacks/reweight_degradation_scheduled",
-                   "callbacks/background_swap_pool_attention",
-                   "experiments/joint_attention_reweight", "callbacks/oracle_swap", "callbacks/audit"]
+                   "callbacks/background_swap_pool_attention", "callbacks/oracle_swap", "callbacks/audit"]
 # Config keys that change the model itself.
 MODEL_OPTIONS = ("attention_pool", "attention_head", "head_width", "head_max_size")
 
@@ -108,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40, help="length of the run (total_steps)")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the means")
-    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, help="paths under configs/, no .yaml")
+    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS,
+                        help="under configs/ or the repository (docs/history_configs/x), no .yaml")
     parser.add_argument("--batches", type=int, default=4, help="distinct batches: one epoch")
     args = parser.parse_args(argv)
     data = batches(args.size, args.batches, args.batch)
@@ -117,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [Run("plain", {}, args.model, args.steps, data)]
     baseline = {"plain": runs[0]}
     for name in args.configs:
-        config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        found = ROOT / "configs" / f"{name}.yaml"
+        config = yaml.safe_load((found if found.is_file() else ROOT / f"{name}.yaml").read_text())
         options = {k: config[k] for k in MODEL_OPTIONS if config.get(k)}
         key = "plain" + "".join(f", {k}={v}" for k, v in options.items())
         if key not in baseline:

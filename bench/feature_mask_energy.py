@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Sequence
@@ -24,16 +25,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "recipes"))
-
-import feature_masks as recipe  # noqa: E402  (the recipe's test subset and attribute roles)
-
-from robusttrain.attention import MAP_WEIGHTINGS, attribute_maps, feature_importance  # noqa: E402
-from robusttrain.attention.base import to_unit_maps  # noqa: E402
-from robusttrain.config import parse_with_config  # noqa: E402
-from robusttrain.eval import energy_in_mask  # noqa: E402
-from robusttrain.models import ModelConfig, find_feature_masks, load_weights  # noqa: E402
+from robusttrain.attention import MAP_WEIGHTINGS, attribute_maps, feature_importance
+from robusttrain.attention.base import to_unit_maps
+from robusttrain.eval import BACKGROUND_ATTRIBUTES, energy_in_mask, importance_images, study_test_data
+from robusttrain.models import ModelConfig, find_feature_masks, load_weights
 
 
 def candidate_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int) -> dict[str, torch.Tensor]:
@@ -53,12 +48,12 @@ def candidate_maps(model: torch.nn.Module, images: torch.Tensor, attribute: int)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="run folders with model.json and model.pt")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "feature_masks.yaml"))
     parser.add_argument("--images", type=int, default=512)
     args = parser.parse_args(argv)
-    options = parse_with_config(recipe.build_parser(), ["-c", args.config])
-    data = recipe.test_data(options)
-    train_images = recipe.importance_images(options)
+    # The data the recipe evaluated the runs on, from the first run's saved options.
+    options = json.loads((Path(args.runs[0]) / "options.json").read_text())
+    data = study_test_data(options["data_dir"], options["image_size"], options["attributes"], args.images)
+    train_images = importance_images(options["data_dir"], options["image_size"])
     images, objects = data["images"][: args.images], data["masks"][: args.images]
     ratios: dict[tuple[str, str], list[float]] = {}
     for run in args.runs:
@@ -68,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         net = find_feature_masks(model)
         if not net.importance.any():  # as the recipe's mask study: weight importance on training images
             net.set_transform(None, feature_importance(model, train_images.split(128), "weights"))
-        for a, name in enumerate(options.attributes):
-            region = 1 - objects if name in recipe.BACKGROUND_ATTRIBUTES else objects
+        for a, name in enumerate(options["attributes"]):
+            region = 1 - objects if name in BACKGROUND_ATTRIBUTES else objects
             for definition, maps in candidate_maps(model, images, a).items():
                 share = energy_in_mask(to_unit_maps(maps, images.shape[-2:]), region).mean() / region.mean()
                 ratios.setdefault((name, definition), []).append(float(share))
@@ -77,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(args.runs)} runs, {len(images)} test images; energy over uniform, mean (min-max over runs)")
     print("| attribute | " + " | ".join(definitions) + " |")
     print("|---" * (len(definitions) + 1) + "|")
-    for name in options.attributes:
+    for name in options["attributes"]:
         cells = [ratios[(name, d)] for d in definitions]
         print(f"| {name} | " + " | ".join(f"{statistics.mean(c):.2f} ({min(c):.2f}-{max(c):.2f})" for c in cells)
               + " |")

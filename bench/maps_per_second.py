@@ -67,6 +67,9 @@ def reference_captum(model: torch.nn.Module, images: torch.Tensor) -> Callable[[
     return call
 
 
+# Map methods that read a part of the model a plain network lacks: the model each is measured on.
+MODEL_FOR = {"pool_attention": {"attention_pool": "dropkey"}, "attention_head": {"attention_head": True},
+             "feature_masks": {"feature_masks": True}}
 REFERENCES = {"pytorch-grad-cam GradCAM (reference)": reference_gradcam,
               "captum LayerGradCam (reference)": reference_captum}
 
@@ -79,7 +82,7 @@ def measure(name: str, method: str, batch: int, size: int, repeats: int, device_
     """
     device = torch.device(device_name)
     torch.manual_seed(0)
-    model = create_model(name, num_classes=2, attention_pool="dropkey" if method == "pool_attention" else None)
+    model = create_model(name, num_classes=2, **MODEL_FOR.get(method, {}))
     model = model.to(device).eval()
     images = torch.rand(batch, 3, size, size, device=device)
     if method in REFERENCES:
@@ -114,7 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| model | method | s / batch | maps / s | peak extra memory (MiB) |")
     print("|---|---|---|---|---|")
     methods = list(list_map_methods())
-    methods.remove("attention_head")  # needs a model trained with a head; one forward of a small CNN
     context = multiprocessing.get_context("spawn")
     for name in args.models:
         for method in [*methods, *REFERENCES]:

@@ -36,7 +36,8 @@ import torch
 from robusttrain.attention import create_map_method
 from robusttrain.audit import open_dataset, read_batches
 from robusttrain.audit.model_audit import audit_batch, other_label_donors
-from robusttrain.audit.probe import BackgroundProbe, background_region
+from robusttrain.audit.probe import BackgroundProbe
+from robusttrain.estimate import background_region
 from robusttrain.eval.views import probabilities
 from robusttrain.models import ModelConfig, load_weights
 from robusttrain.transforms.compositing import composite, only_bg_tiled

@@ -22,11 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import compare  # noqa: E402  (sibling recipe script)
-
-from robusttrain.eval import group_table, results_table  # noqa: E402
+from robusttrain.eval import group_table, results_table
+from robusttrain.experiments import run_all, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--maps-callback-config",
                         default=str(ROOT / "configs" / "callbacks" / "probe_weights_swap.yaml"),
                         help="the map-driven variant's callbacks ('' leaves that run out)")
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to recipes/train.py")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to robusttrain train")
     args = parser.parse_args(argv)
     report_dir = Path(args.output_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = ["ERM=", f"{label}={args.callback_config}"]
     if args.maps_callback_config:
         specs.append(f"default + Grad-CAM swap (shared maps)={args.maps_callback_config}")
-    results = compare.run_all(specs, [0], args.config, report_dir,
+    results = run_all(specs, [0], args.config, report_dir,
                               ["--data-dir", args.data_dir, "--generate", *args.extra])
     runs = {name: values[0] for name, values in results.items()}
     minutes = (time.perf_counter() - start) / 60
@@ -67,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "share (GroupDRO convention). BG-Gap = Mixed-Same - Mixed-Rand.",
         results_table(runs),
         "Training-step time of each run relative to ERM, measured in this demo:",
-        compare.summarise(results),
+        summarise(results),
         "## ERM per group (class/background)",
         group_table(erm),
         f"## {label} per group",

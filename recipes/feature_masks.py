@@ -50,12 +50,13 @@ from robusttrain.data import (
     generate_benchmark,
 )
 from robusttrain.eval import (
+    BACKGROUND_ATTRIBUTES,
     add_noise,
-    background_pool,
     energy_in_mask,
+    importance_images,
     importance_overlap,
-    make_variants,
     mask_correlations,
+    study_test_data,
     top_features,
 )
 from robusttrain.models import MaskTransform, ModelConfig, find_feature_masks
@@ -63,7 +64,6 @@ from robusttrain.types import Batch, TrainState
 
 VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
 INFERENCE_ROW = "multi_channel + inference transform"
-BACKGROUND_ATTRIBUTES = ("place",)  # carried by the background; every other attribute by the object
 # Options that do not change what a run computes (where they came from, how runs are scheduled, how the data is
 # rendered): the rest is saved with each run, and a finished run is reused only under the same options.
 NOT_RUN_OPTIONS = ("config", "output_dir", "jobs", "threads", "run", "seeds", "variants", "generate",
@@ -216,26 +216,8 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
 
 
 def test_data(args: argparse.Namespace) -> dict[str, torch.Tensor]:
-    """A fixed subset of the test split: images, masks, attributes, places, targets, indices, Mixed-Rand images."""
-    test = WaterbirdsDataset(args.data_dir, "test", build_eval_transform(args.image_size), attributes=args.attributes)
-    picks = np.random.default_rng(0).permutation(len(test))[: args.eval_images]
-    items = [test[int(i)] for i in picks]
-    data = {key: torch.stack([torch.as_tensor(it[name]) for it in items])
-            for key, name in (("images", "image"), ("masks", "mask"), ("attributes", "attributes"),
-                              ("targets", "target"), ("indices", "index"))}
-    data["places"] = torch.tensor([test.places[int(i)] for i in picks])
-    pool = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size))
-    backgrounds, pool_targets = background_pool(pool, max_size=2000)
-    data["mixed_rand"] = make_variants(data["images"], data["masks"], data["targets"], data["indices"], backgrounds,
-                                       pool_targets, test.num_classes)["mixed_rand"]
-    return data
-
-
-def importance_images(args: argparse.Namespace, count: int = 512) -> torch.Tensor:
-    """A fixed subset of the (un-augmented) training split, the images feature importances are computed on."""
-    train = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size))
-    picks = np.random.default_rng(1).permutation(len(train))[:count]
-    return torch.stack([train[int(i)]["image"] for i in picks])
+    """The fixed test subset of the study (:func:`robusttrain.eval.study_test_data`)."""
+    return study_test_data(args.data_dir, args.image_size, args.attributes, args.eval_images)
 
 
 @torch.no_grad()
@@ -354,7 +336,7 @@ def run_one(args: argparse.Namespace, variant: str, seed: int) -> None:
     data = test_data(args)
     results = {variant: accuracies(args, model, data)}
     if variant != "plain":
-        study = mask_study(args, model, data, importance_images(args))
+        study = mask_study(args, model, data, importance_images(args.data_dir, args.image_size))
         results[variant]["masks"] = study
         if variant == "multi_channel":
             figure(args, model, data["images"][0], run_dir / "top_feature_masks.png")

@@ -22,13 +22,9 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import train as train_recipe  # noqa: E402  (sibling recipe script)
-
-from robusttrain.attention import create_map_method, list_map_methods  # noqa: E402
-from robusttrain.data import WaterbirdsDataset, build_eval_transform  # noqa: E402
-from robusttrain.eval import (  # noqa: E402
+from robusttrain.attention import create_map_method, list_map_methods
+from robusttrain.data import WaterbirdsDataset, build_eval_transform
+from robusttrain.eval import (
     cascading_randomization,
     centre_maps,
     deletion_insertion,
@@ -36,7 +32,8 @@ from robusttrain.eval import (  # noqa: E402
     mask_iou,
     pointing_game,
 )
-from robusttrain.models import create_model  # noqa: E402
+from robusttrain.experiments import train_argv
+from robusttrain.models import create_model, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights = args.weights
     if weights is None:
         run = out / "balanced_model"
-        train_recipe.main(["-c", str(ROOT / "configs" / "erm.yaml"), "--data-dir", args.data_dir, "--generate",
+        train_argv(["-c", str(ROOT / "configs" / "erm.yaml"), "--data-dir", args.data_dir, "--generate",
                            "--benchmark-correlation", "0.5", "--model", args.model, "--epochs", str(args.epochs),
                            "--output-dir", str(run), "--no-progress"])
         weights = run / "model.pt"
     test = WaterbirdsDataset(args.data_dir, "test", build_eval_transform())
     model = create_model(args.model, test.num_classes)
-    model.load_state_dict(torch.load(weights, map_location="cpu"))
+    load_weights(model, weights)
     model.eval()
     picks = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[: args.images].tolist()
     items = [test[i] for i in picks]

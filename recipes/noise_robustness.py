@@ -22,15 +22,13 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import train as train_recipe  # noqa: E402  (sibling recipe script)
-
-from robusttrain.attention import create_map_method  # noqa: E402
-from robusttrain.config import load_config  # noqa: E402
-from robusttrain.data import WaterbirdsDataset, build_eval_transform  # noqa: E402
-from robusttrain.eval import add_noise, energy_in_mask  # noqa: E402
-from robusttrain.models import ModelConfig  # noqa: E402
+from robusttrain.attention import create_map_method
+from robusttrain.config import load_config
+from robusttrain.data import WaterbirdsDataset, build_eval_transform
+from robusttrain.eval import add_noise, energy_in_mask
+from robusttrain.experiments import train_argv
+from robusttrain.models import ModelConfig
+from robusttrain.training import TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 # The paper's variances (0.1-2.0 and its 0.3-0.9 sweep), applied to images in [0, 1], plus a finer low range:
@@ -98,15 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=str(ROOT / "configs" / "noise_robustness.yaml"))
     parser.add_argument("--images", type=int, default=1024, help="test images evaluated per variance")
     parser.add_argument("--variances", nargs="+", type=float, default=list(VARIANCES))
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to train.py")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to robusttrain train")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     results: dict[str, Any] = {}
     for name, pooling in POOLINGS.items():
         run = out / name
-        train_recipe.main(["-c", args.config, "--output-dir", str(run), "--no-progress", *pooling, *args.extra])
-        options = train_recipe.parse_with_config(train_recipe.build_parser(),
-                                                 ["-c", str(run / "config.yaml")])
+        train_argv(["-c", args.config, "--output-dir", str(run), "--no-progress", *pooling, *args.extra])
+        options, _ = TrainOptions.from_argv(["-c", str(run / "config.yaml")])
         test = WaterbirdsDataset(options.data_dir, "test", build_eval_transform(options.image_size))
         model = ModelConfig.load(run).build(checkpoint=run / "model.pt")
         device = torch.device("cuda" if torch.cuda.is_available() and not options.cpu else "cpu")

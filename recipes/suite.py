@@ -31,12 +31,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import peers as peers_recipe  # noqa: E402  (sibling recipe script)
-
-from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suite  # noqa: E402
-from robusttrain.data.benchmark.suite import ROLES  # noqa: E402
+from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suite
+from robusttrain.data.benchmark.suite import ROLES
+from robusttrain.experiments import LABELS, SELECTION
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERFIT_POINTS = 10.0  # reserved worst-group mean this far below development = "does not carry over"
@@ -106,8 +103,8 @@ def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int],
             worst = _metric(output_dir / member.name, row, seeds, "worst_group_accuracy")
             average = _metric(output_dir / member.name, row, seeds, "average_accuracy")
             seed_means[member.name, row] = statistics.mean(worst), statistics.mean(average)
-            lines.append(f"| {member.name} | {member.role} | {row} | {peers_recipe.LABELS[row]} | "
-                         f"{peers_recipe.SELECTION[row]} | {_cell(worst)} | {_cell(average)} |")
+            lines.append(f"| {member.name} | {member.role} | {row} | {LABELS[row]} | "
+                         f"{SELECTION[row]} | {_cell(worst)} | {_cell(average)} |")
     counted = learnable(members, seed_means)
     lines += ["", "| Row | labels used | development WGA, learnable (all) | reserved WGA, learnable (all) "
               "| carries over? |", "|---|---|---|---|---|"]
@@ -123,7 +120,7 @@ def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int],
         if dev and held:
             gap = statistics.mean(dev) - statistics.mean(held)
             verdict = f"NO: {gap:.1f} points lower on reserved" if gap >= OVERFIT_POINTS else "yes"
-        lines.append(f"| {row} | {peers_recipe.LABELS[row]} | {' | '.join(cells)} | {verdict} |")
+        lines.append(f"| {row} | {LABELS[row]} | {' | '.join(cells)} | {verdict} |")
     if {"default", "erm"} <= set(rows):
         lines += ["", *checks(members, rows, seed_means, counted)]
     return "\n".join(lines)
@@ -164,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--suite", default=str(ROOT / "configs" / "suite" / "suite_v2.yaml"))
     parser.add_argument("--members", nargs="+", default=["development"],
                         help="development, reserved, all, or member names")
-    parser.add_argument("--rows", nargs="+", default=list(peers_recipe.LABELS), choices=list(peers_recipe.LABELS))
+    parser.add_argument("--rows", nargs="+", default=list(LABELS), choices=list(LABELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--output-dir", default="reports/suite")
     parser.add_argument("--data-root", default="data/suite")

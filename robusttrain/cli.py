@@ -1,4 +1,5 @@
-"""Command line: ``robusttrain audit --data PATH [--model RUN|WEIGHTS|timm-name] [--maps gradcam] ...``."""
+"""Command line: ``robusttrain train -c CONFIG ...`` (the training loop) and ``robusttrain audit --data PATH
+[--model RUN|WEIGHTS|timm-name] [--maps gradcam] ...``. Input errors are one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 import torch
 
 from .attention import list_map_methods
+from .training.cli import refusing
+from .training.options import OneLineParser
 
 
 def positive_int(text: str) -> int:
@@ -18,9 +21,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="robusttrain", description="Background-robust training tools.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="robusttrain", description="Background-robust training tools.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    commands.add_parser("train", add_help=False, help="train a model with callbacks (flags: robusttrain train --help)")
     audit = commands.add_parser("audit", help="audit a dataset (and a model) for background bias; HTML report",
                                 description="Without --model: the dataset audit (does the background alone "
                                 "predict the label?). With --model: also the per-image model audit.")
@@ -40,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="audit an evenly spaced subset of this size")
     audit.add_argument("--blur", action="store_true", help="also run the LICNN background-blur protocol")
     audit.add_argument("--no-dataset-audit", action="store_true")
-    audit.add_argument("--examples", type=int, default=16, help="heat-map tiles per grid in the report")
+    audit.add_argument("--examples", type=non_negative_int, default=16, help="heat-map tiles per grid in the report")
     audit.add_argument("--output", default="reports/audit")
     audit.add_argument("--fresh", action="store_true", help="ignore records of an earlier, interrupted run")
     audit.add_argument("--no-progress", action="store_true")
@@ -48,17 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        from .training.cli import main as train_main
+
+        return train_main(argv[1:], prog="robusttrain train")
     args = build_parser().parse_args(argv)
     torch.set_grad_enabled(True)
-    try:
-        if args.command == "audit":
-            from .audit.run import run_audit  # imported here: `robusttrain --help` stays fast
+    from .audit.run import run_audit  # imported here: `robusttrain --help` stays fast
 
-            run_audit(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"robusttrain {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return refusing(f"robusttrain {args.command}", lambda: run_audit(args))
 
 
 if __name__ == "__main__":

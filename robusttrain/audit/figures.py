@@ -35,7 +35,7 @@ def _thumbnail(image: torch.Tensor, caption: str, heat: torch.Tensor | None = No
     if heat is not None:
         array = overlay(array, heat.cpu().numpy())
     return (f"<figure class='thumb'><img alt='{html.escape(caption)}' src='{png_uri(array)}'>"
-            f"<figcaption>{caption}</figcaption></figure>")
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
 def minority_cells(table: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
@@ -49,15 +49,16 @@ def minority_cells(table: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
 
 
 def cluster_grid(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequence[str],
-                 table: Sequence[Sequence[int]], per_cell: int = THUMBNAILS_PER_CELL) -> str:
+                 table: Sequence[Sequence[int]], per_cell: int = THUMBNAILS_PER_CELL, highlight: bool = True) -> str:
     """A grid with a row per label and a column per background cluster: the cell's count and a few of its
-    images; cells whose label disagrees with their cluster's usual label (the minority) are highlighted."""
+    images; with ``highlight`` (the audit found a bias), cells whose label disagrees with their cluster's usual
+    label (the minority) are highlighted."""
     members: dict[tuple[int, int], list[int]] = defaultdict(list)
     for row in rows:
         members[row["label"], row["cluster"]].append(row["id"])
     shown = {cell: ids[:per_cell] for cell, ids in members.items()}
     images = _images(dataset, [i for ids in shown.values() for i in ids])
-    highlighted = minority_cells(table)
+    highlighted = minority_cells(table) if highlight else set()
     head = "<tr><th>label \\ cluster</th>" + "".join(f"<th>{k}</th>" for k in range(len(table[0]))) + "</tr>"
     body = []
     for label, name in enumerate(class_names):
@@ -67,8 +68,10 @@ def cluster_grid(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequ
             style = " class='minority'" if (label, cluster) in highlighted else ""
             cells.append(f"<td{style}><div class='count'>{table[label][cluster]}</div>{thumbs}</td>")
         body.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    legend = ("highlighted cells hold samples whose label is not their cluster's usual one (the minority)" if highlight
+              else "no cell is highlighted: the probe found no bias, so no minority is claimed")
     return ("<h3>Backgrounds by cluster and label</h3><p>Rows are labels, columns background clusters; "
-            "highlighted cells hold samples whose label is not their cluster's usual one (the minority).</p>"
+            f"{legend}.</p>"
             f"<table class='clusters'>{head}{''.join(body)}</table>")
 
 

@@ -41,6 +41,14 @@ def label_place_table(labels: Mapping[int, int], places: Mapping[int, int], num_
     return table
 
 
+def place_association(table: Sequence[Sequence[int]]) -> dict[str, float]:
+    """How well the metadata's place column alone predicts the label (each place's most common label) against
+    chance (the largest label share), from the ``[label][place]`` count table."""
+    total = sum(map(sum, table))
+    by_place = [max(row[place] for row in table) for place in range(len(table[0]))]
+    return {"accuracy": sum(by_place) / total, "chance": max(map(sum, table)) / total}
+
+
 MINORITY_SHARE = 0.25  # a split whose true minority is larger than this is (nearly) balanced: nothing to find
 
 

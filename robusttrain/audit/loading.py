@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data import BackgroundsChallengeDataset, ImageFolderDataset, MaskedImageDataset, WaterbirdsDataset
 from ..data.imagefolder import class_folders
+from ..data.io import file_sha256
 from ..data.transforms import build_eval_transform
 from ..models import ModelConfig, create_model, load_weights
 
@@ -95,6 +96,16 @@ def _collate(items: list[dict]) -> dict[str, torch.Tensor | list[str]]:
     if all("mask" in i for i in items):
         batch["mask"] = torch.stack([i["mask"] for i in items])
     return batch
+
+
+def model_fingerprint(spec: str) -> str:
+    """SHA-256 of the weights ``--model`` names (a run folder's ``model.pt`` or a weights file), or the timm name:
+    a resumed audit whose weights were replaced at the same path must not mix two models' records."""
+    path = Path(spec)
+    weights = path / "model.pt" if path.is_dir() else path
+    if not weights.is_file():
+        return spec
+    return file_sha256(weights)
 
 
 def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn.Module:

@@ -20,7 +20,7 @@ Example = tuple[np.ndarray, np.ndarray, dict[str, Any]]  # image (H, W, 3) in [0
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}.verdict{font-size:1.2em;font-weight:600;padding:.6em;border-radius:6px}
-.biased{background:#fde2e2}.clear{background:#e2f5e2}.grid{display:flex;flex-wrap:wrap;gap:8px}
+.biased{background:#fde2e2}.unseen{background:#eeeeee}.grid{display:flex;flex-wrap:wrap;gap:8px}
 figure{margin:0;width:136px;font-size:11px}figure img{width:128px;height:128px;image-rendering:pixelated}
 figure.thumb{width:68px;display:inline-block;margin:2px}figure.thumb img{width:64px;height:64px}
 table.clusters td{vertical-align:top;text-align:left}td.minority{background:#fff1c2;outline:2px solid #e0a800}
@@ -98,7 +98,8 @@ def _cell(value: Any) -> str:
 def _grid(title: str, examples: Sequence[Example], class_names: Sequence[str]) -> str:
     tiles = []
     for image, heat, record in examples:
-        caption = (f"#{record['id']} label {class_names[record['label']]} → {class_names[record['prediction']]}"
+        label, prediction = (html.escape(class_names[record[key]]) for key in ("label", "prediction"))
+        caption = (f"#{int(record['id'])} label {label} → {prediction}"
                    f"<br>bg reliance {record['background_reliance']:.2f}")
         tiles.append(f"<figure><img alt='sample {record['id']}' src='{png_uri(overlay(image, heat))}'>"
                      f"<figcaption>{caption}</figcaption></figure>")
@@ -145,9 +146,9 @@ def blur_chart(blur: dict[str, float]) -> str:
 
 
 def _dataset_part(dataset: dict[str, Any], class_names: Sequence[str], figures: dict[str, str]) -> list[str]:
-    kind = "biased" if dataset["biased"] else "clear"
+    kind = "biased" if dataset["biased"] or dataset.get("biased_by_place") else "unseen"
     parts = [f"<h2>Dataset</h2><p class='verdict {kind}'>{html.escape(dataset['verdict'])}</p>",
-             f"<p>Background taken from: {', '.join(dataset['background_from'])}; "
+             f"<p>Background taken from: {html.escape(', '.join(dataset['background_from']))}; "
              f"label × background-cluster association (Cramér's V): {dataset['cramers_v']:.3f}</p>",
              _table([{"label": class_names[i], **{f"cluster {k}": n for k, n in enumerate(row)}}
                      for i, row in enumerate(dataset["cluster_table"])])]
@@ -156,8 +157,15 @@ def _dataset_part(dataset: dict[str, Any], class_names: Sequence[str], figures: 
         parts.append("<h3>True groups (label × place column)</h3>" + _table(
             [{"label": class_names[i], **dict(zip(groups["place_names"], row, strict=True))}
              for i, row in enumerate(groups["table"])]))
+        association = groups.get("place_association")
+        if association:
+            parts.append(f"<p>The place column alone predicts the label with {_cell(association['accuracy'])} "
+                         f"accuracy (chance {_cell(association['chance'])}); the probe above: "
+                         f"{_cell(dataset['probe_accuracy'])}.</p>")
         found = groups["recovery"]
-        if found["balanced"]:
+        if not dataset["biased"]:
+            parts.append("<p class='recovery'>No samples are flagged: the probe found no bias.</p>")
+        elif found["balanced"]:
             parts.append(f"<p class='recovery'>The true groups are balanced in this split ({found['true_minority']} "
                          "samples off their label's usual place): there is no minority for the flags to find.</p>")
         else:

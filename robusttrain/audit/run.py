@@ -13,16 +13,25 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..estimate import BIAS_MARGIN
 from .blur import blur_protocol
 from .figures import cluster_grid, conflicting_lists
-from .groups import flag_recovery, group_accuracy, label_place_table, places_by_id, true_minority
-from .loading import NoReadableImages, load_audit_model, open_dataset, read_batches
+from .groups import (
+    flag_recovery,
+    group_accuracy,
+    label_place_table,
+    place_association,
+    places_by_id,
+    true_minority,
+)
+from .loading import NoReadableImages, load_audit_model, model_fingerprint, open_dataset, read_batches
 from .model_audit import audit_model, example_maps, split_maps, summarize_records
 from .probe import BackgroundProbe, dataset_audit
 from .report import write_report, write_sample_tables
 from .verdict import conflict_accuracy, model_verdict
 
 PARTIAL = "records.partial.jsonl"
+MIN_PER_CLASS = 2  # the background probe's folds and clusters need this many images of each class
 # The options that decide what a model-audit record holds: a resume must use the same ones.
 RECORD_SETTINGS = ("data", "split", "masks_dir", "ignore_masks", "model", "arch", "maps", "image_size", "max_images",
                    "num_classes")
@@ -35,11 +44,20 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
         NoReadableImages: no image could be read (a report naming each file is still written).
         ValueError, FileNotFoundError: bad options or data, named.
     """
-    start = time.perf_counter()
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} is an existing file; name a folder")
-    output.mkdir(parents=True, exist_ok=True)
+    created = not output.exists()
+    try:
+        return _audit(args, output)
+    except BaseException:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # a refused audit leaves no empty folder behind
+        raise
+
+
+def _audit(args: argparse.Namespace, output: Path) -> dict[str, Any]:
+    start = time.perf_counter()
     dataset = open_dataset(args.data, args.split, args.image_size, args.masks_dir)
     if args.ignore_masks:
         dataset.records = [replace(r, mask=None) for r in dataset.records]
@@ -49,13 +67,21 @@ def run_audit(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_images and args.max_images < len(dataset):
         step = len(dataset) / args.max_images
         dataset.records = [dataset.records[int(i * step)] for i in range(args.max_images)]
+    counts = np.bincount(dataset.targets, minlength=dataset.num_classes)
+    if not args.no_dataset_audit and counts.min() < MIN_PER_CLASS:
+        sizes = ", ".join(f"{name}: {n}" for name, n in zip(dataset.class_names, counts.tolist(), strict=True))
+        raise ValueError(f"the dataset audit needs at least {MIN_PER_CLASS} images of every class, the audited "
+                         f"images have {sizes}" + (" (raise --max-images)" if args.max_images else ""))
+    # The model is loaded before any work: a bad --model is refused before the dataset audit runs.
+    model = load_audit_model(args.model, dataset.num_classes, args.arch) if args.model else None
+    output.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {"title": f"{args.data} ({args.split}, {len(dataset)} images)", "data": str(args.data),
                             "split": args.split, "model": args.model, "maps": args.maps}
     skipped: list = []
     sections = Sections()
     try:
         _dataset_section(args, dataset, info, skipped, sections)
-        _model_section(args, dataset, output, info, skipped, sections)
+        _model_section(args, model, dataset, output, info, skipped, sections)
     except NoReadableImages:  # a report naming every file, never over an earlier run's report
         info["skipped"] = [vars(s) for s in skipped]
         path = write_report(output / "unreadable" if (output / "report.json").exists() else output, info,
@@ -97,26 +123,32 @@ def _dataset_section(args: argparse.Namespace, dataset: Any, info: dict[str, Any
         minority = true_minority(labels, places)
         for row in rows:
             row.update(place=places[row["id"]], true_minority=row["id"] in minority)
-        audit["groups"] = {"place_names": dataset.place_names,
-                           "table": label_place_table(labels, places, dataset.num_classes, dataset.num_places),
-                           "recovery": flag_recovery(rows, places)}
+        table = label_place_table(labels, places, dataset.num_classes, dataset.num_places)
+        association = place_association(table)
+        audit["groups"] = {"place_names": dataset.place_names, "table": table, "recovery": flag_recovery(rows, places),
+                           "place_association": association}
+        if association["accuracy"] >= association["chance"] + BIAS_MARGIN and not audit["biased"]:
+            audit["verdict"] += (f". BUT the metadata's place column predicts the label with "
+                                 f"{100 * association['accuracy']:.1f}% vs {100 * association['chance']:.1f}% chance: "
+                                 f"this split IS biased, in a way {audit['checked']} do not see")
+            audit["biased_by_place"] = True
     info["dataset_audit"] = audit
     sections.samples = rows
-    sections.figures["clusters"] = cluster_grid(dataset, rows, dataset.class_names, audit["cluster_table"])
+    sections.figures["clusters"] = cluster_grid(dataset, rows, dataset.class_names, audit["cluster_table"],
+                                                highlight=audit["biased"])
     print(audit["verdict"])
-    if "groups" in audit and not audit["groups"]["recovery"]["balanced"]:
+    if audit["biased"] and "groups" in audit and not audit["groups"]["recovery"]["balanced"]:
         found = audit["groups"]["recovery"]
         print(f"flagged {found['flagged']} samples as bias-conflicting; true minority {found['true_minority']}, "
               f"precision {_percent(found['precision'])}, recall {_percent(found['recall'])}")
 
 
-def _model_section(args: argparse.Namespace, dataset: Any, output: Path, info: dict[str, Any], skipped: list,
-                   sections: Sections) -> None:
-    if not args.model:
+def _model_section(args: argparse.Namespace, model: Any, dataset: Any, output: Path, info: dict[str, Any],
+                   skipped: list, sections: Sections) -> None:
+    if model is None:
         if sections.samples:
             sections.figures["conflicting"] = conflicting_lists(dataset, sections.samples, dataset.class_names)
         return
-    model = load_audit_model(args.model, dataset.num_classes, args.arch)
     records = _resumable_records(args, model, dataset, output, skipped)
     records.sort(key=lambda r: r["id"])
     records, maps = split_maps(records)
@@ -169,7 +201,7 @@ def _resumable_records(args: argparse.Namespace, model: Any, dataset: Any, outpu
                        skipped: list) -> list[dict[str, Any]]:
     """The model audit's records, kept in a partial file as they are made so an interrupted run resumes."""
     partial = output / PARTIAL
-    settings = {key: str(getattr(args, key)) for key in RECORD_SETTINGS}
+    settings = record_settings(args)
     if args.fresh:
         partial.unlink(missing_ok=True)
     records: list[dict[str, Any]] = []
@@ -191,6 +223,11 @@ def _resumable_records(args: argparse.Namespace, model: Any, dataset: Any, outpu
     if not records:
         raise NoReadableImages("model audit got no readable images")
     return records
+
+
+def record_settings(args: argparse.Namespace) -> dict[str, str]:
+    """What decides a model-audit record: the options of :data:`RECORD_SETTINGS` and a hash of the weights."""
+    return {**{key: str(getattr(args, key)) for key in RECORD_SETTINGS}, "model_content": model_fingerprint(args.model)}
 
 
 def earlier_records(partial: Path, settings: dict[str, str]) -> list[dict[str, Any]]:

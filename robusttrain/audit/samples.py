@@ -14,27 +14,18 @@ from typing import Any
 
 import torch
 
+from ..estimate import balanced_weights
+
 Row = dict[str, Any]
-
-
-def balanced_weights(labels: torch.Tensor, flagged: torch.Tensor) -> torch.Tensor:
-    """Weights giving flagged and unflagged samples of each label equal total mass; a label's mass is kept."""
-    weights = torch.ones(len(labels), dtype=torch.float64)
-    for label in labels.unique():
-        rows = labels == label
-        total, conflicting = int(rows.sum()), int((rows & flagged).sum())
-        if 0 < conflicting < total:
-            weights[rows & flagged] = total / (2 * conflicting)
-            weights[rows & ~flagged] = total / (2 * (total - conflicting))
-    return weights
 
 
 def sample_scores(ids: Sequence[int], paths: Sequence[str], labels: torch.Tensor, out_of_fold: torch.Tensor,
                   clusters: torch.Tensor, biased: bool) -> list[Row]:
     """One row per sample: label, background cluster, the probe's out-of-fold probability of the label and its
-    prediction, ``bias_conflicting`` (the probe is wrong) and the suggested sampling ``weight``."""
+    prediction, ``bias_conflicting`` (the probe is wrong on a split it found ``biased``; without a bias its mistakes
+    are noise and nothing is flagged) and the suggested sampling ``weight``."""
     predictions = out_of_fold.argmax(1)
-    flagged = predictions != labels
+    flagged = (predictions != labels) & biased
     weights = balanced_weights(labels, flagged) if biased else torch.ones(len(labels), dtype=torch.float64)
     p_label = out_of_fold[torch.arange(len(labels)), labels]
     return [{"id": int(ids[i]), "path": paths[i], "label": int(labels[i]), "cluster": int(clusters[i]),

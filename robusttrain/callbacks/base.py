@@ -170,6 +170,10 @@ class CallbackList(Callback):
             self._call(cb, "observed", state)
         return True
 
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """What each callback that keeps a ``summary`` decided (e.g. ``probe_weights``), by state key."""
+        return {cb.state_key: dict(summary) for cb in self.callbacks if (summary := getattr(cb, "summary", None))}
+
     def sampling_weights(self, state: TrainState, sample_ids: Sequence[int]) -> torch.Tensor | None:  # type: ignore[override]
         """The product of the callbacks' draw weights for the coming epoch, ``(N,)`` float64 in the order of
         ``sample_ids`` (the training set's ids, for :class:`~robusttrain.data.AdaptiveEpochSampler`); None when

@@ -2,14 +2,17 @@
 
 Before the first step the loop gives the callback one pass over the un-augmented training set
 (:meth:`CallbackList.observe_data`); it records, for every sample, statistics of its background (the border frame
-of the image: objects are usually central; :func:`~robusttrain.audit.probe.background_features`) and fits a linear
+of the image: objects are usually central; :func:`~robusttrain.estimate.background_features`) and fits a linear
 probe that predicts each sample's label from its background alone, out of fold. If the background predicts labels
 clearly above chance, the samples whose label the probe gets wrong are the estimated bias-conflicting ones (a
 landbird on water); from the first epoch on samples are *drawn* so that flagged and unflagged samples of each
 label carry equal mass (the audit's ``weights.csv``, through the loop's sampler:
-:meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`). No clear bias: every
-weight stays 1. Uses class labels only: no groups, masks or maps. With multi-label targets ``(B, A)`` (one binary
-attribute per column) ``attribute`` names the column whose minority is resampled. A loop that makes no such pass
+:meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`). When the probe finds no
+bias the callback says so in one line and asks for no weights, so the loop trains exactly as plain ERM (its
+shuffle, not draws with replacement). The decision, what the probe looked at and its figures are in
+:attr:`summary` (the loop writes it to ``metrics.json``). Uses class labels only: no groups, masks or maps. With
+multi-label targets ``(B, A)`` (one binary attribute per column) ``attribute`` names the column whose minority is
+resampled. A loop that makes no such pass
 still works: the callback then records the backgrounds of the first epoch's (augmented) batches and fits at its
 end, and that epoch is plain training (on the suite's small-object development member: 43 instead of 70
 worst-group accuracy, 3 seeds; BENCHMARKS.md).
@@ -28,8 +31,7 @@ from typing import Any
 
 import torch
 
-from ..audit.probe import background_features, estimate_minority
-from ..audit.samples import balanced_weights
+from ..estimate import LOOKS_AT, background_features, balanced_weights, estimate_minority
 from ..types import Batch, TrainState
 from .base import Callback
 from .registry import CALLBACKS
@@ -49,9 +51,11 @@ class ProbeWeightCallback(Callback):
         **options: ``key``, ``enabled``.
 
     Attributes:
-        summary: once fitted, the probe's accuracy, chance, whether the split is biased and how many samples
-            it flagged (in the callback's state_dict, saved with every checkpoint).
-        weights: sample id -> draw weight once fitted (None before).
+        summary: once fitted, what the probe looked at, its accuracy, chance and margin, whether the split is
+            biased, how many samples it flagged and the decision (in the callback's state_dict, saved with every
+            checkpoint; empty before the fit).
+        weights: sample id -> draw weight once fitted on a biased split (None before, and without bias: the loop
+            then keeps its shuffle).
     """
 
     order = 0  # records backgrounds before any callback changes the batch
@@ -73,8 +77,12 @@ class ProbeWeightCallback(Callback):
         self.summary: dict[str, Any] = {}
         self.served = False  # the loop asked for the weights (else they would be lost silently: warned)
 
+    @property
+    def fitted(self) -> bool:
+        return bool(self.summary)
+
     def wants_data_pass(self, state: TrainState) -> bool:
-        return self.weights is None and not self.features
+        return not self.fitted and not self.features
 
     def observe(self, state: TrainState, batch: Batch) -> None:
         self.record(batch)
@@ -83,9 +91,10 @@ class ProbeWeightCallback(Callback):
         if not self.features:
             raise ValueError("probe_weights: the pass before training gave no samples")
         self.fit()  # every process saw the whole training set: no gathering
+        self.announce(state)
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
-        if self.weights is None:
+        if not self.fitted:
             self.record(batch)
         return batch
 
@@ -119,8 +128,8 @@ class ProbeWeightCallback(Callback):
         return column.long()
 
     def on_epoch_end(self, state: TrainState) -> None:
-        if self.weights is not None:
-            if not self.served:
+        if self.fitted:
+            if self.weights is not None and not self.served:
                 warnings.warn("probe_weights has sampling weights but the loop never asked for them: call "
                               "callbacks.sampling_weights(state, ids) at each epoch start and give them to the "
                               "sampler (AdaptiveEpochSampler.set_weights)", stacklevel=2)
@@ -134,6 +143,23 @@ class ProbeWeightCallback(Callback):
                 self.labels.update(labels)
         if self.features:
             self.fit()
+            self.announce(state)
+
+    def announce(self, state: TrainState) -> None:
+        """The decision in one line on the main process's console."""
+        if state.is_main_process:
+            print(self.decision_line(), flush=True)
+
+    def decision_line(self) -> str:
+        """What the probe found and what training does about it."""
+        found = self.summary
+        figures = (f"a probe on {found['looked_at']} predicts the label with {100 * found['probe_accuracy']:.1f}% "
+                   f"accuracy vs {100 * found['chance']:.1f}% chance (margin {100 * found['margin']:.1f})")
+        if found["biased"]:
+            return (f"probe_weights: biased: {figures}; {found['flagged']} of {found['samples']} samples flagged as "
+                    "the minority and drawn as often, per label, as the rest")
+        return (f"probe_weights: no bias found by {found['looked_at']}: {figures}; training as plain ERM (no "
+                "resampling). This check does not see layout, texture, small marks or context next to the object")
 
     def fit(self) -> None:
         """Fit the probe on the recorded backgrounds and set ``weights`` (after the pass before training, or at the
@@ -142,12 +168,16 @@ class ProbeWeightCallback(Callback):
         labels = torch.tensor([self.labels[i] for i in ids])
         estimate = estimate_minority(torch.tensor([self.features[i] for i in ids]), labels,
                                      int(labels.max()) + 1, self.seed)
-        weights = balanced_weights(labels, estimate.flagged) if estimate.biased else torch.ones(len(ids))
-        if self.max_weight is not None:
-            weights = weights.clamp(max=self.max_weight)
-        self.weights = dict(zip(ids, weights.tolist(), strict=True))
-        self.summary = {"samples": len(ids), "probe_accuracy": estimate.accuracy, "chance": estimate.chance,
-                        "biased": estimate.biased, "flagged": int(estimate.flagged.sum()) if estimate.biased else 0}
+        self.weights = None
+        if estimate.biased:
+            weights = balanced_weights(labels, estimate.flagged)
+            if self.max_weight is not None:
+                weights = weights.clamp(max=self.max_weight)
+            self.weights = dict(zip(ids, weights.tolist(), strict=True))
+        self.summary = {"looked_at": LOOKS_AT, "samples": len(ids), "probe_accuracy": estimate.accuracy,
+                        "chance": estimate.chance, "margin": estimate.margin, "biased": estimate.biased,
+                        "flagged": int(estimate.flagged.sum()) if estimate.biased else 0,
+                        "decision": "resample the flagged minority" if estimate.biased else "train as plain ERM"}
         self.features.clear()
 
     def sampling_weights(self, state: TrainState) -> dict[int, float] | None:

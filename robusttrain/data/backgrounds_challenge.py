@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .base import MaskedImageDataset
 from .imagefolder import class_folder_records, class_folders
+from .io import confined
 from .transforms import PairTransform
 
 IN9_VARIANTS = ("original", "only_fg", "no_fg", "only_bg_b", "only_bg_t", "mixed_same", "mixed_rand", "mixed_next")
@@ -54,7 +55,7 @@ class BackgroundsChallengeDataset(MaskedImageDataset):
             mask = mask_root / name / (path.stem + ".npy")
             if not mask.is_file():
                 raise FileNotFoundError(f"no foreground mask {mask} for image {path}")
-            return mask
+            return confined(mask_root, Path(name) / mask.name, f"foreground mask of {path}")
 
         records = class_folder_records(folder, classes, mask_for)
         super().__init__(records, classes, len(classes), transform, group_names=classes)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
+from .io import confined
 from .transforms import PairTransform
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -73,7 +74,8 @@ class CelebADataset(MaskedImageDataset):
             if partition[filename] != split_code:
                 continue
             label, place = row[column[target]], row[column[spurious]]
-            records.append(Record(root / IMAGE_FOLDER / filename, label, label * 2 + place, sample_id,
+            image = confined(root / IMAGE_FOLDER, filename, f"{ATTRIBUTE_FILE} image")
+            records.append(Record(image, label, label * 2 + place, sample_id,
                                   attributes=tuple(row[column[a]] for a in chosen)))
         class_names = [f"not {target}", target]
         self.place_names = [f"not {spurious}", spurious]

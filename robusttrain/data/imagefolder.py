@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
+from .io import confined
 from .transforms import PairTransform
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -13,9 +14,14 @@ MASK_SUFFIXES = (".png", ".npy", ".bmp", ".tif", ".tiff", ".jpg")
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files below ``folder`` in sorted (stable) order, hidden files skipped."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """Image files below ``folder`` in sorted (stable) order, hidden files skipped.
+
+    Raises:
+        UnsafePathError: a symlink below ``folder`` that leads outside it.
+    """
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return [confined(folder, p.relative_to(folder), f"image {p}") for p in found]
 
 
 def class_folders(root: Path) -> list[str]:
@@ -39,7 +45,7 @@ def find_mask(masks_root: Path, relative: Path) -> Path:
     for suffix in MASK_SUFFIXES:
         candidate = masks_root / relative.with_suffix(suffix)
         if candidate.is_file():
-            return candidate
+            return confined(masks_root, relative.with_suffix(suffix), f"mask {candidate}")
     raise FileNotFoundError(f"no mask for image {relative} under {masks_root} (tried suffixes {MASK_SUFFIXES})")
 
 

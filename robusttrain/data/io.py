@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,33 @@ def read_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         raise ValueError(f"mask {path} is {array.shape[1]}x{array.shape[0]} (WxH) but its image is "
                          f"{expected_size[1]}x{expected_size[0]}")
     return np.clip(array, 0.0, 1.0)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class UnsafePathError(ValueError):
+    """A path from a dataset's own files that is absolute or leads outside the dataset's root."""
+
+
+def confined(root: Path, relative: str | Path, where: str) -> Path:
+    """``root / relative``, refused when ``relative`` is absolute or resolves (through ``..`` or symlinks) outside
+    ``root``: a metadata file must not make the tools read other files on the machine.
+
+    Raises:
+        UnsafePathError: naming ``where`` (the file and row the path came from) and the path.
+    """
+    if not str(relative).strip():
+        raise UnsafePathError(f"{where}: empty file name")
+    if Path(relative).is_absolute():
+        raise UnsafePathError(f"{where}: absolute path {str(relative)!r} refused; paths must be relative to {root}")
+    path = root / relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UnsafePathError(f"{where}: {str(relative)!r} leads outside the dataset root {root}, refused")
+    return path

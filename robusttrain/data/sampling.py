@@ -74,8 +74,8 @@ def read_sample_weights(path: str | Path, sample_ids: Sequence[int]) -> torch.Te
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: missing columns, a weight that is not a finite non-negative number (named by row), or ids of
-            the training data that the file has no weight for.
+        ValueError: missing columns, a weight that is not a finite non-negative number (named by row), an id given
+            twice or not in ``sample_ids``, ids of the training data that the file has no weight for, or all zero.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,6 +87,7 @@ def read_sample_weights(path: str | Path, sample_ids: Sequence[int]) -> torch.Te
             raise ValueError(f"{path} needs columns 'id' and 'weight' (missing {sorted(missing_columns)}); "
                              f"it has {reader.fieldnames}")
         weights: dict[int, float] = {}
+        rows: dict[int, int] = {}
         for row_number, row in enumerate(reader, start=2):
             try:
                 sample, weight = int(row["id"]), float(row["weight"])
@@ -95,9 +96,18 @@ def read_sample_weights(path: str | Path, sample_ids: Sequence[int]) -> torch.Te
                                  f"id={row['id']!r} weight={row['weight']!r}") from None
             if not math.isfinite(weight) or weight < 0:
                 raise ValueError(f"{path} row {row_number}: weight must be finite and non-negative, got {weight}")
-            weights[sample] = weight
+            if sample in rows:
+                raise ValueError(f"{path} rows {rows[sample]} and {row_number} both give a weight for id {sample}")
+            weights[sample], rows[sample] = weight, row_number
+    known = set(sample_ids)
+    foreign = [sample for sample in weights if sample not in known]
+    if foreign:
+        raise ValueError(f"{path} row {rows[foreign[0]]}: id {foreign[0]} is not a training sample of this dataset "
+                         f"({len(foreign)} such ids; is the file from another dataset or split?)")
     absent = [sample for sample in sample_ids if sample not in weights]
     if absent:
         raise ValueError(f"{path} has no weight for {len(absent)} of the {len(sample_ids)} training samples "
                          f"(ids {absent[:5]}...): audit the training split (robusttrain audit --split train)")
+    if not any(weights.values()):
+        raise ValueError(f"{path}: every weight is 0, so no sample could be drawn")
     return torch.tensor([weights[sample] for sample in sample_ids], dtype=torch.float64)

@@ -9,7 +9,14 @@ from ..transforms.compositing import (
     only_fg,
 )
 from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
-from .feature_masks import importance_overlap, mask_correlations, top_features
+from .feature_masks import (
+    BACKGROUND_ATTRIBUTES,
+    importance_images,
+    importance_overlap,
+    mask_correlations,
+    study_test_data,
+    top_features,
+)
 from .groups import group_accuracy
 from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
 from .noise import add_noise
@@ -18,8 +25,11 @@ from .sanity import cascading_randomization, map_similarity
 from .variants import VARIANTS, make_variants
 
 __all__ = [
+    "BACKGROUND_ATTRIBUTES",
     "VARIANTS",
     "add_noise",
+    "importance_images",
+    "study_test_data",
     "background_pool",
     "cascading_randomization",
     "centre_maps",

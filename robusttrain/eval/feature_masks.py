@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
+
+from ..data import WaterbirdsDataset, build_eval_transform
+from .evaluate import background_pool
+from .variants import make_variants
 
 
 def _standardised(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,3 +59,31 @@ def importance_overlap(importance: torch.Tensor, fraction: float = 0.1) -> torch
     """``(A, A)`` Jaccard overlap of the attributes' top-``fraction`` feature sets."""
     sets = [set(t) for t in top_features(importance, fraction)]
     return torch.tensor([[len(a & b) / len(a | b) for b in sets] for a in sets])
+
+
+BACKGROUND_ATTRIBUTES = ("place",)  # the built-in benchmark's attribute carried by the background; others: object
+
+
+def study_test_data(data_dir: str | Path, image_size: int, attributes: Sequence[str],
+                    count: int) -> dict[str, torch.Tensor]:
+    """A fixed subset (``count`` images) of the test split of a Waterbirds-layout dataset with attribute columns:
+    images, masks, attributes, places, targets, indices and Mixed-Rand images (the feature-mask study's data)."""
+    test = WaterbirdsDataset(data_dir, "test", build_eval_transform(image_size), attributes=attributes)
+    picks = np.random.default_rng(0).permutation(len(test))[:count]
+    items = [test[int(i)] for i in picks]
+    data = {key: torch.stack([torch.as_tensor(it[name]) for it in items])
+            for key, name in (("images", "image"), ("masks", "mask"), ("attributes", "attributes"),
+                              ("targets", "target"), ("indices", "index"))}
+    data["places"] = torch.tensor([test.places[int(i)] for i in picks])
+    pool = WaterbirdsDataset(data_dir, "train", build_eval_transform(image_size))
+    backgrounds, pool_targets = background_pool(pool, max_size=2000)
+    data["mixed_rand"] = make_variants(data["images"], data["masks"], data["targets"], data["indices"], backgrounds,
+                                       pool_targets, test.num_classes)["mixed_rand"]
+    return data
+
+
+def importance_images(data_dir: str | Path, image_size: int, count: int = 512) -> torch.Tensor:
+    """A fixed subset of the (un-augmented) training split, the images feature importances are computed on."""
+    train = WaterbirdsDataset(data_dir, "train", build_eval_transform(image_size))
+    picks = np.random.default_rng(1).permutation(len(train))[:count]
+    return torch.stack([train[int(i)]["image"] for i in picks])

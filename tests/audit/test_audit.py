@@ -15,7 +15,7 @@ from torch import nn
 
 from robusttrain.audit import audit_model, blur_protocol, dataset_audit, open_dataset, read_batches
 from robusttrain.audit.model_audit import summarize_records
-from robusttrain.audit.run import RECORD_SETTINGS
+from robusttrain.audit.run import record_settings
 from robusttrain.cli import build_parser, main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -95,10 +95,16 @@ def test_dataset_audit_flags_the_correlated_split_and_clears_the_balanced_one(ti
     balanced = dataset_audit(read_batches(test, 64), 2)
     assert biased["biased"] and biased["probe_accuracy"] > 0.8, biased["verdict"]
     assert not balanced["biased"] and balanced["probe_accuracy"] < 0.7, balanced["verdict"]
-    assert biased["verdict"].startswith("BIASED: the background alone predicts the label with")
+    assert biased["verdict"].startswith("BIASED: a probe on colour statistics of the background outside the masks "
+                                        "predicts the label with")
+    # A check that found nothing names what it checked and what it cannot see; it flags nobody.
+    assert balanced["verdict"].startswith("no bias found by colour statistics of the background outside the masks")
+    assert "does not see layout, texture, small marks or context" in balanced["verdict"]
+    assert not any(row["bias_conflicting"] for row in balanced["per_sample"])
     assert biased["cramers_v"] > balanced["cramers_v"]
     without_masks = dataset_audit(({k: v for k, v in b.items() if k != "mask"} for b in read_batches(train, 64)), 2)
     assert without_masks["background_from"] == ["border"] and without_masks["biased"]
+    assert without_masks["checked"] == "colour statistics of the border frame"
 
 
 def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Path, tmp_path: Path) -> None:
@@ -118,7 +124,7 @@ def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Pat
                 "view_source": "mask", "attended_share": 0.1, "map_mean": 0.1, "peak_yx": [0, 0],
                 "energy_in_mask": 0.5} for i in test_ids[:2]]
     parsed = build_parser().parse_args(args)
-    header = {"settings": {key: str(getattr(parsed, key)) for key in RECORD_SETTINGS}}
+    header = {"settings": record_settings(parsed)}
     (output / "records.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [header, *earlier]))
     other = [*args[:5], "--model", "resnet18", *args[7:]]  # the same output, another model: refused, kept
     assert main(other) == 2 and (output / "records.partial.jsonl").is_file()

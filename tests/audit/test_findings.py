@@ -12,10 +12,10 @@ import torch
 
 from robusttrain.audit.figures import minority_cells
 from robusttrain.audit.groups import group_accuracy, true_minority
-from robusttrain.audit.samples import balanced_weights
 from robusttrain.audit.verdict import model_verdict
 from robusttrain.cli import main
 from robusttrain.data import WaterbirdsDataset, read_sample_weights
+from robusttrain.estimate import balanced_weights
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robusttrain.callbacks import CallbackError, ProbeWeightCallback, build_callbacks
+from robusttrain.callbacks import CallbackError, CallbackList, ProbeWeightCallback, build_callbacks
 from robusttrain.data import AdaptiveEpochSampler
 from robusttrain.types import Batch, TrainState
 
@@ -55,11 +55,20 @@ def test_the_minority_is_flagged_and_balanced_within_each_label() -> None:
     assert restored.weights == callback.weights and restored.summary == callback.summary
 
 
-def test_no_bias_leaves_every_weight_at_one_and_bad_options_are_named() -> None:
+def test_no_bias_trains_as_plain_erm_says_so_and_bad_options_are_named(capsys: pytest.CaptureFixture) -> None:
     images, labels, _ = _scenes(400, correlation=0.5)
     callback, state = ProbeWeightCallback(), TrainState()
     _epoch(callback, state, images, labels)
-    assert not callback.summary["biased"] and set(callback.weights.values()) == {1.0}
+    assert not callback.summary["biased"] and callback.summary["decision"] == "train as plain ERM"
+    assert callback.summary["looked_at"] == "colour statistics of the border frame"
+    # No weights at all: the loop keeps its shuffle (all-1 weights would switch it to draws with replacement).
+    assert callback.weights is None and CallbackList([callback]).sampling_weights(state, range(400)) is None
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "no bias found by colour statistics of the border frame" in said[0]
+    assert "training as plain ERM" in said[0]
+    assert not callback.wants_data_pass(state)  # decided: no second pass, no refit
+    _epoch(callback, state, images, labels)
+    assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="max_weight must be"):
         ProbeWeightCallback(max_weight=0.5)
     with pytest.raises(ValueError, match="needs batch.indices"):

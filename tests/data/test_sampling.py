@@ -35,10 +35,19 @@ def test_weights_that_cannot_be_sampled_are_refused(weights: list[float]) -> Non
 
 def test_weights_file_is_read_in_the_datasets_order_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "weights.csv"
-    path.write_text("id,weight,path\n5,2.0,a.png\n3,0.5,b.png\n9,1,c.png\n")
+    path.write_text("id,weight,path\n5,2.0,a.png\n3,0.5,b.png\n")
     assert read_sample_weights(path, [3, 5]).tolist() == [0.5, 2.0]
     with pytest.raises(ValueError, match=r"no weight for 1 of the 3 training samples \(ids \[4\]"):
         read_sample_weights(path, [3, 4, 5])
+    # A file from another dataset or split must not train silently: foreign and repeated ids are refused by row.
+    with pytest.raises(ValueError, match=r"weights.csv row 2: id 5 is not a training sample of this dataset"):
+        read_sample_weights(path, [3])
+    (tmp_path / "twice.csv").write_text("id,weight\n3,1\n5,1\n3,2\n")
+    with pytest.raises(ValueError, match="rows 2 and 4 both give a weight for id 3"):
+        read_sample_weights(tmp_path / "twice.csv", [3, 5])
+    (tmp_path / "zero.csv").write_text("id,weight\n3,0\n5,0\n")
+    with pytest.raises(ValueError, match="every weight is 0"):
+        read_sample_weights(tmp_path / "zero.csv", [3, 5])
     with pytest.raises(FileNotFoundError, match="sample weights file not found"):
         read_sample_weights(tmp_path / "missing.csv", [3])
     (tmp_path / "bad.csv").write_text("id,weight\n1,0.5\n2,heavy\n")

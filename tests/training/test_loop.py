@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from .loading import ROOT, load_recipe
+from robusttrain.training import CheckpointError, OptionError, TrainOptions, train
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _recipe():
-    return load_recipe("train")
+def run(argv: list[str]) -> dict:
+    """``robusttrain train`` in this process, errors raised (not turned into exit codes)."""
+    return train(TrainOptions.from_argv(argv)[0])
 
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:
@@ -36,13 +39,12 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("callbacks", ["[]", CALLBACKS], ids=["plain", "with_callbacks"])
 def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp_path: Path, callbacks: str) -> None:
-    recipe = _recipe()
-    recipe.main(_args(tiny_benchmark, tmp_path / "straight", "--maps", MAPS, "--callbacks", callbacks))
+    run(_args(tiny_benchmark, tmp_path / "straight", "--maps", MAPS, "--callbacks", callbacks))
     # 160 samples / 32 = 5 steps per epoch: stop after 7 steps (mid-epoch 2), then resume.
-    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7", "--maps", MAPS, "--callbacks", callbacks))
+    run(_args(tiny_benchmark, tmp_path / "split", "--max-steps", "7", "--maps", MAPS, "--callbacks", callbacks))
     progress = json.loads(next((tmp_path / "split" / "checkpoints").glob("step_00000007/progress.json")).read_text())
     assert progress == {**progress, "epoch": 1, "step_in_epoch": 2, "global_step": 7}
-    recipe.main(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto", "--maps", MAPS, "--callbacks", callbacks))
+    run(_args(tiny_benchmark, tmp_path / "split", "--resume", "auto", "--maps", MAPS, "--callbacks", callbacks))
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert straight.keys() == resumed.keys()
     for key in straight:
@@ -60,28 +62,26 @@ def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_benchmark: Path, tmp
 
 
 def test_disabled_callbacks_change_nothing(tiny_benchmark: Path, tmp_path: Path) -> None:
-    recipe = _recipe()
     disabled = CALLBACKS.replace("}", ", enabled: false}")
-    recipe.main(_args(tiny_benchmark, tmp_path / "none", "--max-steps", "4"))
-    recipe.main(_args(tiny_benchmark, tmp_path / "off", "--max-steps", "4", "--maps", MAPS, "--callbacks", disabled))
-    recipe.main(_args(tiny_benchmark, tmp_path / "on", "--max-steps", "4", "--maps", MAPS, "--callbacks", CALLBACKS))
+    run(_args(tiny_benchmark, tmp_path / "none", "--max-steps", "4"))
+    run(_args(tiny_benchmark, tmp_path / "off", "--max-steps", "4", "--maps", MAPS, "--callbacks", disabled))
+    run(_args(tiny_benchmark, tmp_path / "on", "--max-steps", "4", "--maps", MAPS, "--callbacks", CALLBACKS))
     none, off, on = (_weights(tmp_path / name) for name in ("none", "off", "on"))
     assert all(torch.equal(none[k], off[k]) for k in none)
     assert not all(torch.equal(none[k], on[k]) for k in none)
 
 
 def test_resume_from_a_folder_that_is_not_a_checkpoint_is_refused(tiny_benchmark: Path, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
-        _recipe().main(_args(tiny_benchmark, tmp_path / "x", "--resume", str(tmp_path)))
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        run(_args(tiny_benchmark, tmp_path / "x", "--resume", str(tmp_path)))
 
 
 def test_resume_from_a_checkpoint_without_per_process_state_is_refused(tiny_benchmark: Path, tmp_path: Path) -> None:
-    recipe = _recipe()
-    recipe.main(_args(tiny_benchmark, tmp_path / "run", "--max-steps", "2"))
+    run(_args(tiny_benchmark, tmp_path / "run", "--max-steps", "2"))
     checkpoint = next((tmp_path / "run" / "checkpoints").glob("step_*"))
     (checkpoint / "process_0.pt").unlink()
-    with pytest.raises(ValueError, match="no per-process state"):
-        recipe.main(_args(tiny_benchmark, tmp_path / "run", "--resume", str(checkpoint)))
+    with pytest.raises(CheckpointError, match="process_0.pt is missing"):
+        run(_args(tiny_benchmark, tmp_path / "run", "--resume", str(checkpoint)))
 
 
 @pytest.mark.slow
@@ -102,8 +102,7 @@ def test_recipe_runs_from_the_command_line_with_a_config(tiny_benchmark: Path, t
 def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchmark: Path, tmp_path: Path) -> None:
     """SIGKILL mid-epoch (not a clean stop), resume from the last complete checkpoint, compare everything."""
     extra = ("--epochs", "3", "--checkpoint-every", "2", "--maps", MAPS, "--callbacks", CALLBACKS)
-    recipe = _recipe()
-    recipe.main(_args(tiny_benchmark, tmp_path / "straight", *extra))
+    run(_args(tiny_benchmark, tmp_path / "straight", *extra))
     killed = tmp_path / "killed"
     cmd = [sys.executable, str(ROOT / "recipes" / "train.py"), *_args(tiny_benchmark, killed, *extra)]
     process = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -114,7 +113,7 @@ def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchm
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "metrics.json").exists(), "the run finished before it could be killed"
-    recipe.main(_args(tiny_benchmark, killed, *extra, "--resume", "auto"))
+    run(_args(tiny_benchmark, killed, *extra, "--resume", "auto"))
     straight, resumed = _weights(tmp_path / "straight"), _weights(killed)
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
@@ -123,7 +122,7 @@ def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchm
         assert (killed / name).read_text() == (tmp_path / "straight" / name).read_text()
     # Callback state (map caches, counters, audit records) in the final checkpoints: identical.
     runs = (killed, tmp_path / "straight")
-    states = [torch.load(run / "checkpoints" / "step_00000015" / "process_0.pt", weights_only=False)["callbacks"]
+    states = [torch.load(run / "checkpoints" / "step_00000015" / "process_0.pt", weights_only=True)["callbacks"]
               for run in runs]
     assert json.dumps(states[0], sort_keys=True) == json.dumps(states[1], sort_keys=True)
 
@@ -131,45 +130,45 @@ def test_a_killed_run_resumes_to_the_same_weights_and_callback_state(tiny_benchm
 @pytest.mark.parametrize(("flag", "value", "message"), [("--batch-size", "0", "--batch-size must be >= 1, got 0"),
                                                         ("--image-size", "0", "--image-size must be >= 8, got 0"),
                                                         ("--epochs", "-1", "--epochs must be >= 1"),
-                                                        ("--lr", "nan", "--lr must be a positive number")])
+                                                        ("--lr", "0", "--lr must be a positive number"),
+                                                        ("--lr", "nan", "--lr must be a finite number")])
 def test_out_of_range_options_are_refused_by_flag_name(tmp_path: Path, flag: str, value: str, message: str) -> None:
-    with pytest.raises(SystemExit, match=message):
-        _recipe().main(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), flag, value])
+    with pytest.raises(OptionError, match=message):
+        run(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), flag, value])
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 def test_a_refused_invocation_leaves_the_run_folder_as_it_was(tiny_benchmark: Path, tmp_path: Path) -> None:
-    recipe, run = _recipe(), tmp_path / "run"
-    recipe.main(_args(tiny_benchmark, run, "--max-steps", "2"))
-    written = {name: (run / name).read_text() for name in ("config.yaml", "model.json", "metrics.json")}
-    with pytest.raises(SystemExit, match="finished run"):
-        recipe.main(_args(tiny_benchmark, run, "--max-steps", "2", "--lr", "0.5"))
-    with pytest.raises(SystemExit, match="cannot resume .* its model is"):
-        recipe.main(_args(tiny_benchmark, run, "--resume", "auto", "--model", "resnet18"))
-    with pytest.raises(SystemExit, match="steps per epoch"):
-        recipe.main([*_args(tiny_benchmark, run, "--resume", "auto"), "--batch-size", "16"])
-    assert {name: (run / name).read_text() for name in written} == written
-    recipe.main(_args(tiny_benchmark, run, "--max-steps", "2", "--overwrite"))
+    folder = tmp_path / "run"
+    run(_args(tiny_benchmark, folder, "--max-steps", "2"))
+    written = {name: (folder / name).read_text() for name in ("config.yaml", "model.json", "metrics.json")}
+    with pytest.raises(OptionError, match="finished run"):
+        run(_args(tiny_benchmark, folder, "--max-steps", "2", "--lr", "0.5"))
+    with pytest.raises(OptionError, match=r"cannot resume .* --model 'test_resnet' -> 'resnet18'"):
+        run(_args(tiny_benchmark, folder, "--resume", "auto", "--model", "resnet18"))
+    with pytest.raises(OptionError, match=r"--batch-size 32 -> 16"):
+        run([*_args(tiny_benchmark, folder, "--resume", "auto"), "--batch-size", "16"])
+    assert {name: (folder / name).read_text() for name in written} == written
+    run(_args(tiny_benchmark, folder, "--max-steps", "2", "--overwrite"))
 
 
 def test_sample_weights_change_which_samples_train_and_bad_files_are_refused(tiny_benchmark: Path,
                                                                            tmp_path: Path) -> None:
     from robusttrain.data import WaterbirdsDataset
 
-    recipe = _recipe()
     records = WaterbirdsDataset(tiny_benchmark, "train").records
     only_class_one = tmp_path / "weights.csv"  # every draw a class-1 sample: the model learns to say 1
     only_class_one.write_text("id,weight\n" + "".join(f"{r.sample_id},{float(r.target == 1)}\n" for r in records))
-    recipe.main(_args(tiny_benchmark, tmp_path / "weighted", "--max-steps", "4", "--sample-weights",
+    run(_args(tiny_benchmark, tmp_path / "weighted", "--max-steps", "4", "--sample-weights",
                       str(only_class_one)))
-    recipe.main(_args(tiny_benchmark, tmp_path / "plain", "--max-steps", "4"))
+    run(_args(tiny_benchmark, tmp_path / "plain", "--max-steps", "4"))
     history = json.loads((tmp_path / "weighted" / "metrics.json").read_text())["history"]
     assert history[0]["train_accuracy"] > 0.9  # all of it class 1
     assert yaml_value(tmp_path / "weighted" / "config.yaml", "sample_weights") == str(only_class_one)
     partial = tmp_path / "partial.csv"
     partial.write_text("id,weight\n" + "".join(f"{r.sample_id},1\n" for r in records[:10]))
-    with pytest.raises(SystemExit, match=r"--sample-weights: .*no weight for 150 of the 160 training samples"):
-        recipe.main(_args(tiny_benchmark, tmp_path / "refused", "--sample-weights", str(partial)))
+    with pytest.raises(OptionError, match=r"--sample-weights: .*no weight for 150 of the 160 training samples"):
+        run(_args(tiny_benchmark, tmp_path / "refused", "--sample-weights", str(partial)))
     assert not (tmp_path / "refused" / "config.yaml").exists()
 
 

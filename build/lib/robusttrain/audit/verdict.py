@@ -1,0 +1,62 @@
+"""What a model audit means, in one line: which side the model uses, and two scores that rank models as their
+worst-group accuracy does (BENCHMARKS.md): accuracy on the samples whose background suggests another label, and,
+with masks, accuracy with each object on another label's background."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .blur import blur_radii
+from .records import Record, mean_or_none
+
+
+def conflict_accuracy(records: list[Record], flags: dict[int, bool], flags_from: str) -> dict[str, Any]:
+    """Accuracy on the samples whose background suggests another label (``flags``): a label-free estimate of
+    worst-group accuracy, since those are the samples a background shortcut gets wrong."""
+    flagged = [r for r in records if flags.get(r["id"])]
+    return {"samples": len(flagged), "flags_from": flags_from,
+            "accuracy": mean_or_none([float(r["correct"]) for r in flagged])}
+
+
+VERDICT_MARGIN = 0.05  # 5 accuracy points: what counts as "uses", and what one side must lead the other by
+
+
+def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None) -> str:
+    """One line saying what the model relies on, and the evidence.
+
+    With the blur protocol: the model *uses* the background (object) when blurring it (largest radius) costs at
+    least :data:`VERDICT_MARGIN` of accuracy. Without: when its background-only (object-only) view keeps that
+    much above chance. It *relies on the background* when it uses only the background, or the background leads
+    by the margin; it *uses the background too* when it uses both and the object leads; it *relies on the
+    object* when it uses the object only.
+    """
+    if blur:
+        radius = blur_radii(blur)[-1]
+        background = blur["original"] - blur[f"background_blurred_r{radius:g}"]
+        obj = blur["original"] - blur[f"object_blurred_r{radius:g}"]
+        evidence = (f"blurring the background (radius {radius:g}) costs {100 * background:.1f} accuracy points, "
+                    f"blurring the object {100 * obj:.1f}")
+    else:
+        overall = summary["overall"]
+        chance = summary.get("chance", 0.0)
+        background, obj = overall["bg_only_accuracy"] - chance, overall["fg_only_accuracy"] - chance
+        evidence = (f"the background-only view keeps {100 * overall['bg_only_accuracy']:.1f}% accuracy, the "
+                    f"object-only view {100 * overall['fg_only_accuracy']:.1f}% (chance {100 * chance:.1f}%)")
+    uses_background, uses_object = background >= VERDICT_MARGIN, obj >= VERDICT_MARGIN
+    if uses_background and (not uses_object or background >= obj + VERDICT_MARGIN):
+        finding = "RELIES ON THE BACKGROUND"
+    elif uses_background:
+        finding = "USES THE BACKGROUND TOO"
+    elif uses_object:
+        finding = "relies on the object"
+    else:
+        finding = "neither the object nor the background alone decides"
+    verdict = f"{finding}: {evidence} (a margin of {100 * VERDICT_MARGIN:.0f} points decides)"
+    swap = summary.get("overall", {}).get("background_swap_accuracy")
+    if swap is not None:
+        verdict += f"; accuracy with the object on another label's background {100 * swap:.1f}%"
+    conflict = summary.get("conflict_accuracy")
+    if conflict and conflict["accuracy"] is not None:
+        verdict += (f"; accuracy on the {conflict['samples']} samples whose background suggests another label "
+                    f"{100 * conflict['accuracy']:.1f}% vs {100 * summary['overall']['accuracy']:.1f}% overall")
+    return verdict

@@ -1,0 +1,32 @@
+"""Training-time callbacks that use attention maps to reweight, background-randomize or audit batches."""
+
+from .audit import AuditCallback
+from .background import BackgroundRandomizationCallback
+from .base import Callback, CallbackError, CallbackList
+from .consumer import MapConsumer
+from .group_dro import GroupDROCallback
+from .intentional_masks import IntentionalMaskCallback
+from .joint_attention import JointAttentionCallback
+from .probe_weights import ProbeWeightCallback
+from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
+from .reweight import ReweightCallback
+from .start import StartPoint
+
+__all__ = [
+    "CALLBACKS",
+    "AuditCallback",
+    "BackgroundRandomizationCallback",
+    "Callback",
+    "CallbackError",
+    "CallbackList",
+    "GroupDROCallback",
+    "IntentionalMaskCallback",
+    "JointAttentionCallback",
+    "MapConsumer",
+    "ProbeWeightCallback",
+    "ReweightCallback",
+    "StartPoint",
+    "build_callbacks",
+    "create_callback",
+    "list_callbacks",
+]

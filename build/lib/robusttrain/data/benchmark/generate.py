@@ -1,0 +1,264 @@
+"""The built-in background-bias benchmark: Waterbirds statistics, procedural pixels, exact masks.
+
+Class ``y`` is a shape family (:mod:`.shapes`); its background domain (:mod:`.backgrounds`) agrees with the
+class (domain ``y``) with probability ``correlation`` in the training split and is spread evenly over the
+other domains otherwise. Validation and test splits are group-balanced (every class x domain group has the
+same size), as in Waterbirds. Every sample is rendered from its own ``np.random.default_rng([seed, split, i])``
+so the dataset is deterministic from the seed and can be rendered in parallel.
+
+The output uses a Waterbirds-like layout so the same loader serves the real dataset::
+
+    root/benchmark.json        generator config, class and domain names, group counts
+    root/metadata.csv          img_id,img_filename,y,split,place,mask_filename,has_hole,patterned,warm_colour,
+                               large_object  (split: 0 train, 1 val, 2 test; the last four are 0/1 attributes)
+    root/00.cross/000123.png         (images sit in class folders, as in Waterbirds)
+    root/masks/00.cross/000123.png   (uint8 soft foreground mask, 255 = object; mask_filename is relative to root)
+
+Besides the class (``y``, the shape) and the spurious domain (``place``), every sample carries binary attributes
+of what was rendered (:data:`ATTRIBUTES`), for multi-attribute recognition. Format version 1 benchmarks (no
+attribute columns) are upgraded in place: the attributes are replayed from the same random draws, the images
+are not touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .backgrounds import DOMAINS, render_background
+from .shapes import HOLED_SHAPES, SHAPES, AppearanceDraw, ShapeDraw, draw_appearance, draw_shape, paint, rasterise
+
+SPLITS = ("train", "val", "test")
+FORMAT_VERSION = 2  # 2: attribute columns in metadata.csv
+ATTRIBUTES = {
+    "has_hole": "the shape has an enclosed hole (ring)",
+    "patterned": "the object's texture is stripes or dots, not a solid colour",
+    "warm_colour": "the object's base hue is red, orange, yellow or pink",
+    "large_object": "the object's bounding square covers more than the middle of object_area",
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Generator settings. Defaults reproduce Waterbirds' split sizes and its 0.95 train correlation.
+
+    Args:
+        num_classes: K, the number of shape classes and of background domains (2..8).
+        image_size: side of the square images in pixels.
+        correlation: P(domain == class) in the training split.
+        n_train, n_val, n_test: split sizes; val/test are rounded down to a multiple of K*K so that
+            every group has exactly the same size.
+        class_proportions: training class shares (default uniform).
+        object_area: range of the object's bounding-square area as a fraction of the image.
+        shapes, domains: names from ``SHAPES`` / ``DOMAINS`` (default: the first K of each).
+        seed: everything is a deterministic function of it.
+    """
+
+    num_classes: int = 2
+    image_size: int = 64
+    correlation: float = 0.95
+    n_train: int = 4795
+    n_val: int = 1199
+    n_test: int = 5794
+    class_proportions: tuple[float, ...] | None = None
+    object_area: tuple[float, float] = (0.06, 0.2)
+    shapes: tuple[str, ...] | None = None
+    domains: tuple[str, ...] | None = None
+    seed: int = 0
+    format_version: int = field(default=FORMAT_VERSION, repr=False)
+
+    def __post_init__(self) -> None:
+        k = self.num_classes
+        if not 2 <= k <= min(len(SHAPES), len(DOMAINS)):
+            raise ValueError(f"num_classes must be between 2 and {min(len(SHAPES), len(DOMAINS))}, got {k}")
+        if not 0.0 <= self.correlation <= 1.0:
+            raise ValueError(f"correlation must be in [0, 1], got {self.correlation}")
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
+        for name in ("n_train", "n_val", "n_test"):
+            if getattr(self, name) < k * k:
+                raise ValueError(f"{name} must be at least num_classes**2 = {k * k}, got {getattr(self, name)}")
+        low, high = self.object_area
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"object_area must satisfy 0 < low <= high <= 1, got {self.object_area}")
+        if self.class_proportions is not None:
+            props = self.class_proportions
+            if len(props) != k or min(props) <= 0:
+                raise ValueError(f"class_proportions needs {k} positive shares, got {props}")
+        for attr, pool in (("shapes", SHAPES), ("domains", DOMAINS)):
+            names = getattr(self, attr)
+            if names is not None:
+                unknown = [n for n in names if n not in pool]
+                if len(names) != k or unknown or len(set(names)) != k:
+                    raise ValueError(f"{attr} needs {k} distinct names from {sorted(pool)}, got {names}")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.shapes or tuple(SHAPES)[: self.num_classes]
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        return self.domains or tuple(DOMAINS)[: self.num_classes]
+
+    def scaled(self, fraction: float) -> BenchmarkConfig:
+        """The same benchmark with every split ``fraction`` times as large (for CI and demos)."""
+        k2 = self.num_classes**2
+        sizes = {n: max(k2, round(getattr(self, n) * fraction)) for n in ("n_train", "n_val", "n_test")}
+        return BenchmarkConfig(**{**asdict(self), **sizes})
+
+
+def group_counts(config: BenchmarkConfig, split: str) -> np.ndarray:
+    """Sample counts per (class, domain) group, an int array ``(K, K)`` indexed ``[y, place]``."""
+    k = config.num_classes
+    counts = np.zeros((k, k), dtype=np.int64)
+    if split != "train":
+        total = config.n_val if split == "val" else config.n_test
+        counts[:] = total // (k * k)
+        return counts
+    shares = np.array(config.class_proportions or [1.0] * k, dtype=np.float64)
+    per_class = np.floor(config.n_train * shares / shares.sum()).astype(np.int64)
+    per_class[: config.n_train - per_class.sum()] += 1
+    for y in range(k):
+        major = int(round(config.correlation * per_class[y]))
+        counts[y, y] = major
+        others = [d for d in range(k) if d != y]
+        rest = per_class[y] - major
+        for j, d in enumerate(others):
+            counts[y, d] = rest // len(others) + (1 if j < rest % len(others) else 0)
+    return counts
+
+
+def split_plan(config: BenchmarkConfig, split: str) -> list[tuple[int, int]]:
+    """The (y, place) of every sample of ``split`` in file order (shuffled deterministically)."""
+    counts = group_counts(config, split)
+    plan = [(y, d) for y in range(config.num_classes) for d in range(config.num_classes) for _ in range(counts[y, d])]
+    order = np.random.default_rng([config.seed, SPLITS.index(split), 1_000_003]).permutation(len(plan))
+    return [plan[i] for i in order]
+
+
+Draws = tuple[np.random.Generator, ShapeDraw, AppearanceDraw]
+
+
+def _draws(config: BenchmarkConfig, split: str, i: int, y: int) -> Draws:
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), i])
+    shape = draw_shape(config.class_names[y], config.image_size, rng, config.object_area)
+    return rng, shape, draw_appearance(config.image_size, rng)
+
+
+def _attributes(config: BenchmarkConfig, shape: ShapeDraw, appearance: AppearanceDraw) -> dict[str, int]:
+    middle = sum(config.object_area) / 2
+    return {"has_hole": int(shape.shape in HOLED_SHAPES), "patterned": int(appearance.pattern != "solid"),
+            "warm_colour": int(appearance.warm_colour), "large_object": int(shape.area > middle)}
+
+
+def sample_attributes(config: BenchmarkConfig, split: str, i: int, y: int) -> dict[str, int]:
+    """The binary :data:`ATTRIBUTES` of sample ``i`` of ``split`` (the draws only, nothing is rendered)."""
+    _, shape, appearance = _draws(config, split, i, y)
+    return _attributes(config, shape, appearance)
+
+
+def render_sample(config: BenchmarkConfig, split: str, i: int, y: int, place: int) -> tuple[np.ndarray, np.ndarray]:
+    """Render sample ``i`` of ``split``: uint8 image ``(S, S, 3)`` and float32 soft mask ``(S, S)`` in [0, 1]."""
+    rng, shape, appearance = _draws(config, split, i, y)
+    mask = rasterise(shape)
+    foreground = paint(appearance, config.image_size).astype(np.float32)
+    background = render_background(config.domain_names[place], config.image_size, rng).astype(np.float32)
+    image = mask[..., None] * foreground + (1.0 - mask[..., None]) * background
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
+
+
+def _write_sample(job: tuple[BenchmarkConfig, str, int, int, int, Path, str, str]) -> None:
+    config, split, i, y, place, root, image_name, mask_name = job
+    image, mask = render_sample(config, split, i, y, place)
+    Image.fromarray(image).save(root / image_name)
+    Image.fromarray(np.round(mask * 255).astype(np.uint8)).save(root / mask_name)
+
+
+def generate_benchmark(
+    root: str | Path, config: BenchmarkConfig | None = None, *, workers: int = 2, overwrite: bool = False
+) -> Path:
+    """Render the benchmark to ``root`` in the Waterbirds-like layout and return ``root``.
+
+    An existing benchmark with the same config is reused; one with a different config raises unless
+    ``overwrite`` is set.
+
+    Raises:
+        FileExistsError: ``root`` holds a benchmark made with another config (or other files).
+    """
+    config = config or BenchmarkConfig()
+    root = Path(root)
+    manifest = root / "benchmark.json"
+    wanted = {"config": asdict(config)}
+    if manifest.exists() and not overwrite:
+        found = json.loads(manifest.read_text())
+        config_found, config_wanted = found.get("config", {}), json.loads(json.dumps(wanted["config"]))
+        if config_found == config_wanted:
+            return root
+        if config_found.get("format_version", 1) == 1 and config_found == {**config_wanted, "format_version": 1}:
+            _add_attribute_columns(root, config, found)
+            return root
+        raise FileExistsError(f"{root} holds a benchmark made with another config; pass overwrite=True to replace it")
+    if root.exists() and any(root.iterdir()) and not manifest.exists() and not overwrite:
+        raise FileExistsError(f"{root} is not empty and holds no benchmark.json; refusing to write into it")
+
+    rows, jobs = [], []
+    img_id = 0
+    for split_code, split in enumerate(SPLITS):
+        for i, (y, place) in enumerate(split_plan(config, split)):
+            folder = f"{y:02d}.{config.class_names[y]}"
+            image_name = f"{folder}/{img_id:06d}.png"
+            mask_name = f"masks/{folder}/{img_id:06d}.png"
+            rows.append({"img_id": img_id, "img_filename": image_name, "y": y, "split": split_code, "place": place,
+                         "mask_filename": mask_name, **sample_attributes(config, split, i, y)})
+            jobs.append((config, split, i, y, place, root, image_name, mask_name))
+            img_id += 1
+    for y, name in enumerate(config.class_names):
+        for folder in (root / f"{y:02d}.{name}", root / "masks" / f"{y:02d}.{name}"):
+            folder.mkdir(parents=True, exist_ok=True)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_sample, jobs, chunksize=64))
+    else:
+        for job in jobs:
+            _write_sample(job)
+
+    _write_rows(root / "metadata.csv", rows)
+    summary = {
+        **wanted,
+        "class_names": list(config.class_names),
+        "domain_names": list(config.domain_names),
+        "group_counts": {s: group_counts(config, s).tolist() for s in SPLITS},
+    }
+    manifest.write_text(json.dumps(summary, indent=2))
+    return root
+
+
+def _write_rows(path: Path, rows: list[dict[str, object]]) -> None:
+    """Write ``metadata.csv`` through a temporary file, so a failure never leaves half a file."""
+    partial = path.with_suffix(".csv.partial")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
+
+
+def _add_attribute_columns(root: Path, config: BenchmarkConfig, manifest: dict[str, object]) -> None:
+    """Upgrade a format-1 benchmark: replay each sample's draws for its attributes; images stay as they are."""
+    with open(root / "metadata.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    samples = [(split, i, y) for split in SPLITS for i, (y, _) in enumerate(split_plan(config, split))]
+    if len(rows) != len(samples):
+        raise ValueError(f"{root}/metadata.csv has {len(rows)} rows, its benchmark.json config makes {len(samples)}; "
+                         "regenerate it with overwrite=True")
+    for row, (split, i, y) in zip(rows, samples, strict=True):
+        row.update(sample_attributes(config, split, i, y))
+    _write_rows(root / "metadata.csv", rows)
+    (root / "benchmark.json").write_text(json.dumps({**manifest, "config": asdict(config)}, indent=2))

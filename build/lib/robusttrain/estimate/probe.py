@@ -1,0 +1,92 @@
+"""The label-free minority estimate: a linear probe that predicts each sample's label from its background alone,
+out of fold. Where it predicts labels clearly above chance, the samples it gets wrong are the estimated
+bias-conflicting minority (a landbird on water). Shared by the training callbacks (``probe_weights``) and the
+dataset audit (``robusttrain audit``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+BIAS_MARGIN = 0.10  # probe accuracy this far above chance = the background predicts the label
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
+                 steps: int) -> torch.nn.Linear:
+    """Multinomial logistic regression with an L2 penalty, fitted by L-BFGS."""
+    linear = torch.nn.Linear(x.shape[1], num_classes)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(x), y) + weight_decay * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return linear
+
+
+def fit_standardised(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
+                     steps: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`fit_logistic` on ``x`` standardised by its own mean and spread; returns raw features -> logits."""
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    linear = fit_logistic((x - mean) / std, y, num_classes, weight_decay, steps)
+    return lambda features: linear((features - mean) / std)
+
+
+def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int = 5, seed: int = 0,
+                      weight_decay: float = 1e-3, steps: int = 200) -> torch.Tensor:
+    """Class probabilities ``(N, K)`` of a multinomial logistic regression on standardised features, each row
+    predicted by the fold that did not train on it."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)
+    num_classes = int(labels.max()) + 1
+    probabilities = torch.zeros(len(labels), num_classes)
+    for fold in range(folds):
+        held = order[fold::folds]
+        kept = torch.cat([order[f::folds] for f in range(folds) if f != fold])
+        score = fit_standardised(features[kept], labels[kept], num_classes, weight_decay, steps)
+        with torch.no_grad():
+            probabilities[held] = score(features[held]).softmax(1)
+    return probabilities
+
+
+@dataclass(frozen=True)
+class MinorityEstimate:
+    """The background probe's out-of-fold view of a labelled set: ``out_of_fold`` ``(N, K)`` probabilities of
+    ``labels``, its accuracy against ``chance`` (the largest class share), the ``margin`` it must clear, and whether
+    it does (``biased``)."""
+
+    labels: torch.Tensor
+    out_of_fold: torch.Tensor
+    accuracy: float
+    chance: float
+    margin: float
+    biased: bool
+    one_label: bool
+
+    @property
+    def flagged(self) -> torch.Tensor:
+        """``(N,)`` bool: samples whose label the probe gets wrong (estimated bias-conflicting)."""
+        return self.out_of_fold.argmax(1) != self.labels
+
+
+def estimate_minority(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                      seed: int = 0) -> MinorityEstimate:
+    """Fit the probe out of fold on background ``features`` and say whether the background predicts ``labels``
+    (accuracy at least ``max(BIAS_MARGIN, 3 standard errors)`` above chance)."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    chance = float(counts.max()) / len(labels)
+    one_label = int((counts > 0).sum()) < 2
+    out_of_fold = (torch.ones(len(labels), num_classes) / num_classes if one_label
+                   else probe_out_of_fold(features, labels, seed=seed))
+    accuracy = float((out_of_fold.argmax(1) == labels).float().mean())
+    margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(labels)))
+    biased = accuracy >= chance + margin and not one_label
+    return MinorityEstimate(labels, out_of_fold, accuracy, chance, margin, biased, one_label)

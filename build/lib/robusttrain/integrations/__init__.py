@@ -1,0 +1,1 @@
+"""Optional adapters (Lightning, Hugging Face Trainer, accelerate helpers); never imported by ``robusttrain``."""
