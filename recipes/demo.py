@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from robusttrain.callbacks.probe_weights import decision_line
 from robusttrain.eval import group_table, results_table
 from robusttrain.experiments import run_all, summarise
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         group_table(erm),
         f"## {label} per group",
         group_table(robust),
+        "What the default decided: " + "; ".join(decision_line(summary) for summary in robust["decisions"].values()),
         "Shortcut visible in ERM (worst-group < average and BG-Gap > 0): " + ("yes" if shortcut else "NO"),
         f"Worst-group accuracy {100 * erm['groups']['worst_group_accuracy']:.1f} -> "
         f"{100 * robust['groups']['worst_group_accuracy']:.1f}, BG-Gap {100 * erm['variants']['bg_gap']:.1f} -> "

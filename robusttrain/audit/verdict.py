@@ -21,14 +21,44 @@ def conflict_accuracy(records: list[Record], flags: dict[int, bool], flags_from:
 VERDICT_MARGIN = 0.05  # 5 accuracy points: what counts as "uses", and what one side must lead the other by
 
 
+GAP_MARGIN = 0.20  # 20 accuracy points below the model's average on the samples a background shortcut misleads
+
+
+def shortcut_signals(summary: dict[str, Any]) -> list[str]:
+    """The evidence of a background shortcut besides the views and blur: accuracy this far (:data:`GAP_MARGIN`)
+    below the average on the worst true group, on the samples whose background suggests another label, and with
+    each object on another label's background. One line of evidence per signal that fires."""
+    overall = summary.get("overall", {})
+    average = overall.get("accuracy")
+    if average is None:
+        return []
+    found = []
+    groups = summary.get("groups")
+    if groups and average - groups["worst_group_accuracy"] >= GAP_MARGIN:
+        worst = groups["worst_group_accuracy"]
+        found.append(f"its worst true group ({groups['worst_group']}) reaches {100 * worst:.1f}% vs "
+                     f"{100 * average:.1f}% on average")
+    conflict = summary.get("conflict_accuracy") or {}
+    if conflict.get("accuracy") is not None and average - conflict["accuracy"] >= GAP_MARGIN:
+        found.append(f"on the {conflict['samples']} samples whose background suggests another label it reaches "
+                     f"{100 * conflict['accuracy']:.1f}% vs {100 * average:.1f}% overall")
+    swap = overall.get("background_swap_accuracy")
+    if swap is not None and average - swap >= GAP_MARGIN:
+        found.append(f"with each object on another label's background it reaches {100 * swap:.1f}% vs "
+                     f"{100 * average:.1f}%")
+    return found
+
+
 def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None) -> str:
-    """One line saying what the model relies on, and the evidence.
+    """One line saying what the model relies on, from every signal the audit computed, and the evidence.
 
     With the blur protocol: the model *uses* the background (object) when blurring it (largest radius) costs at
     least :data:`VERDICT_MARGIN` of accuracy. Without: when its background-only (object-only) view keeps that
     much above chance. It *relies on the background* when it uses only the background, or the background leads
     by the margin; it *uses the background too* when it uses both and the object leads; it *relies on the
-    object* when it uses the object only.
+    object* when it uses the object only. Any :func:`shortcut_signals` (true groups, samples whose background
+    suggests another label, swapped backgrounds) overrules a verdict of "object" or "neither": the model then
+    *uses the background* (it relies on it when the views say so too).
     """
     if blur:
         radius = blur_radii(blur)[-1]
@@ -43,15 +73,19 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None)
         evidence = (f"the background-only view keeps {100 * overall['bg_only_accuracy']:.1f}% accuracy, the "
                     f"object-only view {100 * overall['fg_only_accuracy']:.1f}% (chance {100 * chance:.1f}%)")
     uses_background, uses_object = background >= VERDICT_MARGIN, obj >= VERDICT_MARGIN
+    signals = shortcut_signals(summary)
     if uses_background and (not uses_object or background >= obj + VERDICT_MARGIN):
         finding = "RELIES ON THE BACKGROUND"
     elif uses_background:
         finding = "USES THE BACKGROUND TOO"
+    elif signals:
+        finding = "USES THE BACKGROUND"
     elif uses_object:
         finding = "relies on the object"
     else:
         finding = "neither the object nor the background alone decides"
-    verdict = f"{finding}: {evidence} (a margin of {100 * VERDICT_MARGIN:.0f} points decides)"
+    verdict = (f"{finding}: " + "; ".join([*signals, evidence])
+               + f" (a margin of {100 * VERDICT_MARGIN:.0f} points decides)")
     swap = summary.get("overall", {}).get("background_swap_accuracy")
     if swap is not None:
         verdict += f"; accuracy with the object on another label's background {100 * swap:.1f}%"

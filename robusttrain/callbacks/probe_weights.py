@@ -37,6 +37,17 @@ from .base import Callback
 from .registry import CALLBACKS
 
 
+def decision_line(summary: dict[str, Any]) -> str:
+    """What the probe found and what training does about it, in one line (from ``ProbeWeightCallback.summary``)."""
+    figures = (f"a probe on {summary['looked_at']} predicts the label with {100 * summary['probe_accuracy']:.1f}% "
+               f"accuracy vs {100 * summary['chance']:.1f}% chance (margin {100 * summary['margin']:.1f})")
+    if summary["biased"]:
+        return (f"probe_weights: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
+                "the minority and drawn as often, per label, as the rest")
+    return (f"probe_weights: no bias found by {summary['looked_at']}: {figures}; training as plain ERM (no "
+            "resampling). This check does not see layout, texture, small marks or context next to the object")
+
+
 @CALLBACKS.register("probe_weights")
 class ProbeWeightCallback(Callback):
     """Per-sample draw weights from an out-of-fold background probe fitted before training (or after the first
@@ -148,18 +159,7 @@ class ProbeWeightCallback(Callback):
     def announce(self, state: TrainState) -> None:
         """The decision in one line on the main process's console."""
         if state.is_main_process:
-            print(self.decision_line(), flush=True)
-
-    def decision_line(self) -> str:
-        """What the probe found and what training does about it."""
-        found = self.summary
-        figures = (f"a probe on {found['looked_at']} predicts the label with {100 * found['probe_accuracy']:.1f}% "
-                   f"accuracy vs {100 * found['chance']:.1f}% chance (margin {100 * found['margin']:.1f})")
-        if found["biased"]:
-            return (f"probe_weights: biased: {figures}; {found['flagged']} of {found['samples']} samples flagged as "
-                    "the minority and drawn as often, per label, as the rest")
-        return (f"probe_weights: no bias found by {found['looked_at']}: {figures}; training as plain ERM (no "
-                "resampling). This check does not see layout, texture, small marks or context next to the object")
+            print(decision_line(self.summary), flush=True)
 
     def fit(self) -> None:
         """Fit the probe on the recorded backgrounds and set ``weights`` (after the pass before training, or at the

@@ -102,6 +102,22 @@ def test_model_verdict_names_what_the_model_relies_on() -> None:
     assert model_verdict(views).startswith("neither the object nor the background alone decides")
 
 
+def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_views() -> None:
+    # An ERM model on a structure shortcut: the views say "neither", its groups say background.
+    views = {"chance": 0.5, "overall": {"accuracy": 0.52, "bg_only_accuracy": 0.51, "fg_only_accuracy": 0.52}}
+    groups = {"worst_group": "waterbird / land", "worst_group_accuracy": 0.0}
+    verdict = model_verdict({**views, "groups": groups})
+    assert verdict.startswith("USES THE BACKGROUND: its worst true group (waterbird / land) reaches 0.0% vs 52.0%")
+    conflict = {"samples": 40, "accuracy": 0.1, "flags_from": "probe"}
+    assert model_verdict({**views, "conflict_accuracy": conflict}).startswith("USES THE BACKGROUND: on the 40 samples")
+    swapped = {**views, "overall": {**views["overall"], "accuracy": 0.9, "background_swap_accuracy": 0.3}}
+    assert model_verdict(swapped).startswith("USES THE BACKGROUND: with each object on another label's background")
+    # The object model: small gaps fire nothing, and it still relies on the object.
+    robust = {"chance": 0.5, "overall": {"accuracy": 0.95, "bg_only_accuracy": 0.52, "fg_only_accuracy": 0.95},
+              "groups": {"worst_group": "a / b", "worst_group_accuracy": 0.9}}
+    assert model_verdict(robust).startswith("relies on the object")
+
+
 def test_a_balanced_split_is_scored_with_a_probe_fitted_on_the_training_split(tiny_benchmark: Path,
                                                                              tmp_path: Path) -> None:
     assert main(["audit", "--data", str(tiny_benchmark), "--split", "test", "--image-size", "32", "--model",

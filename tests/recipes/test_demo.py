@@ -11,7 +11,8 @@ from .loading import load_recipe
 
 
 @pytest.mark.slow
-def test_the_demo_reports_erm_the_default_and_the_shared_maps_variant(tiny_benchmark: Path, tmp_path: Path) -> None:
+def test_the_demo_reports_erm_the_default_and_the_shared_maps_variant(tiny_benchmark: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
     demo = load_recipe("demo")
     out = tmp_path / "demo"
     assert demo.main(["--output-dir", str(out), "--data-dir", str(tiny_benchmark), "--extra", "--no-generate",
@@ -20,5 +21,8 @@ def test_the_demo_reports_erm_the_default_and_the_shared_maps_variant(tiny_bench
     assert list(runs) == ["ERM", "probe resampling (default)", "default + Grad-CAM swap (shared maps)"]
     report = (out / "report.md").read_text()
     assert "Shortcut visible in ERM" in report and "probe resampling (default) per group" in report
+    # The default says what it decided, on the console while it trains and in the report.
+    assert "What the default decided: probe_weights: biased: a probe on colour statistics" in report
+    assert "probe_weights: biased:" in capsys.readouterr().out
     swap_config = (out / "default_Grad-CAM_swap_shared_maps" / "seed_0" / "config.yaml").read_text()
     assert "gradcam" in swap_config  # the variant ran with its Grad-CAM map source

@@ -1,0 +1,67 @@
+"""Every command printed in BENCHMARKS.md still runs on the current code, at a tiny budget: it parses, trains a few
+steps, and writes the result file its table is made from. (The full runs are benchmarks, never part of
+`make test`.)"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TRAINING = ["--no-generate", "--image-size", "32", "--epochs", "2", "--max-steps", "2", "--batch-size", "32",
+                 "--variant-pool-size", "32", "--eval-batch-size", "64"]
+
+
+def benchmark_commands() -> list[list[str]]:
+    """The commands of BENCHMARKS.md's ``bash`` blocks, continuation lines joined, as argument lists."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "BENCHMARKS.md").read_text(), flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # environment assignments
+                words = words[1:]
+            if words:
+                commands.append(words)
+    return commands
+
+
+def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path]:
+    """The command at a tiny budget into ``tmp``, and the result file it must write."""
+    assert words[0] == ".venv/bin/python", words
+    script, args = words[1], words[2:]
+    out = tmp / "out"
+    if script == "recipes/peers.py":
+        own = ["--seeds", "0", "--rows", "erm", "default", "jtt", "--jtt-share", "0.5", "--output-dir", str(out)]
+        training, result = ["--data-dir", str(data), *TINY_TRAINING], out / "peers.md"
+    elif script == "recipes/suite.py":
+        own = ["--seeds", "0", "--members", "dev_cross_ring", "--rows", "erm", "default", "--jobs", "1",
+               "--output-dir", str(out), "--data-root", str(tmp / "data")]
+        training, result = ["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"], out / "suite.md"
+    else:
+        raise AssertionError(f"BENCHMARKS.md runs {script}: add its tiny budget here")
+    cut = args.index("--extra") if "--extra" in args else len(args)
+    extra = args[cut + 1:] if cut < len(args) else []
+    return [sys.executable, script, *args[:cut], *own, "--extra", *extra, *training], result
+
+
+def test_benchmarks_md_prints_the_command_of_each_table() -> None:
+    commands = benchmark_commands()
+    scripts = {words[1] for words in commands}
+    assert {"recipes/peers.py", "recipes/suite.py"} <= scripts
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    assert text.count("```bash") == len(commands) and "BUILTIN_TABLE" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("position", range(len(benchmark_commands())))
+def test_each_benchmark_command_runs_at_a_tiny_budget(position: int, tiny_benchmark: Path, tmp_path: Path) -> None:
+    command, result = smoke(benchmark_commands()[position], tmp_path, tiny_benchmark)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert result.is_file() and "| erm |" in result.read_text()
