@@ -122,6 +122,11 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--benchmark-fraction must be in (0, 1], got {args.benchmark_fraction}")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error(f"--max-steps must be a positive integer, got {args.max_steps}")
+    if args.eval_images < 1:
+        parser.error(f"--eval-images must be a positive integer, got {args.eval_images}")
+    bad_variances = [v for v in args.noise_variances if not math.isfinite(v) or v < 0]
+    if bad_variances:
+        parser.error(f"--noise-variances must be finite numbers >= 0, got {bad_variances}")
     if not math.isfinite(args.mask_area_weight) or args.mask_area_weight < 0:
         parser.error(f"--mask-area-weight must be a finite number >= 0, got {args.mask_area_weight}")
     if "y" not in args.attributes or "place" not in args.attributes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,16 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 600)
 
 
 def test_the_installed_wheel_trains_and_audits_from_another_folder(tmp_path: Path) -> None:
-    wheels, target, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    source, wheels, target, work = tmp_path / "source", tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
+    # The build runs on a copy of what the wheel is made of, so it leaves nothing (build/) in the repository.
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "robusttrain", source / "robusttrain", ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-          str(ROOT)], tmp_path, env)
+          str(source)], tmp_path, env)
     wheel = next(wheels.glob("robusttrain-*.whl"))
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], tmp_path,
          env)

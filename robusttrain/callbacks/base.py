@@ -106,6 +106,11 @@ class CallbackError(RuntimeError):
     """A callback hook raised; the message names the callback and the hook."""
 
 
+class CallbackInputError(CallbackError, ValueError):
+    """A callback hook refused its input (a ``ValueError``: options that do not fit the data, bad batches); the
+    command line reports it in one line as it does other input errors."""
+
+
 class CallbackList(Callback):
     """Several callbacks as one: sorted by ``order``, batch and loss chained, errors named, maps computed once.
 
@@ -144,7 +149,8 @@ class CallbackList(Callback):
         try:
             return getattr(cb, hook)(*args)
         except Exception as error:
-            raise CallbackError(f"{cb.state_key}.{hook} failed: {error}") from error
+            kind = CallbackInputError if isinstance(error, ValueError) else CallbackError
+            raise kind(f"{cb.state_key}.{hook} failed: {error}") from error
 
     def setup(self, state: TrainState) -> None:
         self._each("setup", state)

@@ -38,8 +38,9 @@ def build_datasets(options: TrainOptions) -> dict[str, MaskedImageDataset]:
     if not root.is_dir():
         raise FileNotFoundError(f"--data-dir {root} is not a folder (pass --generate to render the built-in "
                                 "benchmark there)")
-    if options.masks_dir is not None and not Path(options.masks_dir).is_dir():
-        raise FileNotFoundError(f"--masks-dir {options.masks_dir} is not a folder")
+    for flag, folder in (("--masks-dir", options.masks_dir), ("--in9-dir", options.in9_dir)):
+        if folder is not None and not Path(folder).is_dir():
+            raise FileNotFoundError(f"{flag} {folder} is not a folder")
     train_tf = build_train_transform(options.image_size, seed=options.seed)
     if options.dataset == "waterbirds":
         splits = {name: WaterbirdsDataset(root, name, build_eval_transform(options.image_size), options.masks_dir)

@@ -61,6 +61,11 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: py
     with pytest.raises(SystemExit):
         recipe.main(["--resample-on", "shape", "--output-dir", str(tmp_path / "o")])
     assert "--resample-on must be one of --attributes" in capsys.readouterr().err
+    for flags, message in ((["--eval-images", "0"], "--eval-images must be a positive integer"),
+                           (["--noise-variances", "0.01", "-1"], "--noise-variances must be finite numbers >= 0")):
+        with pytest.raises(SystemExit):
+            recipe.main([*flags, "--output-dir", str(tmp_path / "o")])
+        assert message in capsys.readouterr().err
     args = recipe.build_parser().parse_args(["--resample-on", "none"])
     recipe.check(args, recipe.build_parser())
     assert args.resample_on is None  # the config's y switched off from the command line

@@ -1,1 +1,0 @@
-"""Optional adapters (Lightning, Hugging Face Trainer, accelerate helpers); never imported by ``robusttrain``."""
