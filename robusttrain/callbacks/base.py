@@ -96,6 +96,10 @@ class Callback:
 
     def teardown(self, state: TrainState) -> None: ...
 
+    def decision(self) -> dict[str, Any]:
+        """What the callback decided about this run, as plain data (``metrics.json``'s ``decisions``); {} if none."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -176,9 +180,9 @@ class CallbackList(Callback):
             self._call(cb, "observed", state)
         return True
 
-    def summaries(self) -> dict[str, dict[str, Any]]:
-        """What each callback that keeps a ``summary`` decided (e.g. ``probe_weights``), by state key."""
-        return {cb.state_key: dict(summary) for cb in self.callbacks if (summary := getattr(cb, "summary", None))}
+    def decisions(self) -> dict[str, dict[str, Any]]:
+        """What each callback decided about this run (:meth:`Callback.decision`, e.g. ``probe_weights``), by key."""
+        return {cb.state_key: decided for cb in self.callbacks if (decided := self._call(cb, "decision"))}
 
     def sampling_weights(self, state: TrainState, sample_ids: Sequence[int]) -> torch.Tensor | None:  # type: ignore[override]
         """The product of the callbacks' draw weights for the coming epoch, ``(N,)`` float64 in the order of

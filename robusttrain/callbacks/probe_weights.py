@@ -180,6 +180,9 @@ class ProbeWeightCallback(Callback):
                         "decision": "resample the flagged minority" if estimate.biased else "train as plain ERM"}
         self.features.clear()
 
+    def decision(self) -> dict[str, Any]:
+        return dict(self.summary)
+
     def sampling_weights(self, state: TrainState) -> dict[int, float] | None:
         self.served = True
         return self.weights

@@ -244,7 +244,7 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
     metrics.update(history=progress["history"], global_step=progress["global_step"], train_seconds=train_seconds,
                    step_seconds=progress.get("step_seconds", 0.0), callbacks=options.callbacks, maps=options.maps,
                    model=options.model, num_processes=accelerator.num_processes, resumes=progress.get("resumes", []),
-                   decisions=callbacks.summaries())
+                   decisions=callbacks.decisions())
     if accelerator.is_main_process:
         torch.save(accelerator.unwrap_model(model).state_dict(), output_dir / "model.pt")
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))  # last: its presence = finished
