@@ -31,37 +31,41 @@ def benchmark_commands() -> list[list[str]]:
     return commands
 
 
-def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path]:
-    """The command at a tiny budget into ``tmp``, and the result file it must write."""
+def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str]:
+    """The command at a tiny budget into ``tmp``, the result file it must write and a row that file must hold."""
     assert words[0] == ".venv/bin/python", words
     script, args = words[1], words[2:]
     out = tmp / "out"
     if script == "recipes/peers.py":
         own = ["--seeds", "0", "--rows", "erm", "default", "jtt", "--jtt-share", "0.5", "--output-dir", str(out)]
-        training, result = ["--data-dir", str(data), *TINY_TRAINING], out / "peers.md"
+        training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "peers.md", "| erm |"
     elif script == "recipes/suite.py":
         own = ["--seeds", "0", "--members", "dev_cross_ring", "--rows", "erm", "default", "--jobs", "1",
                "--output-dir", str(out), "--data-root", str(tmp / "data")]
-        training, result = ["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"], out / "suite.md"
+        training, result, row = (["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"],
+                                 out / "suite.md", "| erm |")
+    elif script == "recipes/compare.py":
+        own = ["--seeds", "0", "--output-dir", str(out)]
+        training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "compare.md", "| ERM |"
     else:
         raise AssertionError(f"BENCHMARKS.md runs {script}: add its tiny budget here")
     cut = args.index("--extra") if "--extra" in args else len(args)
     extra = args[cut + 1:] if cut < len(args) else []
-    return [sys.executable, script, *args[:cut], *own, "--extra", *extra, *training], result
+    return [sys.executable, script, *args[:cut], *own, "--extra", *extra, *training], result, row
 
 
 def test_benchmarks_md_prints_the_command_of_each_table() -> None:
     commands = benchmark_commands()
     scripts = {words[1] for words in commands}
-    assert {"recipes/peers.py", "recipes/suite.py"} <= scripts
+    assert {"recipes/peers.py", "recipes/suite.py", "recipes/compare.py"} <= scripts
     text = (ROOT / "BENCHMARKS.md").read_text()
-    assert text.count("```bash") == len(commands) and "BUILTIN_TABLE" not in text
+    assert text.count("```bash") == len(commands) and "_TABLE" not in text
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("position", range(len(benchmark_commands())))
 def test_each_benchmark_command_runs_at_a_tiny_budget(position: int, tiny_benchmark: Path, tmp_path: Path) -> None:
-    command, result = smoke(benchmark_commands()[position], tmp_path, tiny_benchmark)
+    command, result, row = smoke(benchmark_commands()[position], tmp_path, tiny_benchmark)
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    assert result.is_file() and "| erm |" in result.read_text()
+    assert result.is_file() and row in result.read_text()

@@ -22,11 +22,14 @@ def train_argv(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def summarise(results: dict[str, list[dict[str, Any]]]) -> str:
-    """Markdown table: mean +- std (percent) per metric, and the step-time ratio to the first run."""
+    """Markdown table: mean +- std (percent) per metric, and the step-time and whole-run-time (data pass
+    included) ratios to the first run."""
     baseline = next(iter(results.values()))
     base_step = statistics.mean(m["step_seconds"] / m["global_step"] for m in baseline)
-    header = "| Run | seeds | " + " | ".join(name for name, _ in METRICS) + " | step time ratio |"
-    lines = [header, "|---" * (len(METRICS) + 3) + "|"]
+    base_run = statistics.mean(m["train_seconds"] for m in baseline)
+    header = ("| Run | seeds | " + " | ".join(name for name, _ in METRICS)
+              + " | step time ratio | whole-run time ratio |")
+    lines = [header, "|---" * (len(METRICS) + 4) + "|"]
     for label, runs in results.items():
         cells = []
         for _, (section, key) in METRICS:
@@ -34,7 +37,8 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> str:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
         ratio = statistics.mean(m["step_seconds"] / m["global_step"] for m in runs) / base_step
-        lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        whole = statistics.mean(m["train_seconds"] for m in runs) / base_run
+        lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + f" | {ratio:.2f} | {whole:.2f} |")
     return "\n".join(lines)
 
 
