@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .backgrounds import DOMAINS, render_background
+from .backgrounds import DOMAINS
 from .shapes import HOLED_SHAPES, SHAPES, AppearanceDraw, ShapeDraw, draw_appearance, draw_shape, paint, rasterise
+from .shortcuts import check_shortcut, render_scene
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 2  # 2: attribute columns in metadata.csv
@@ -58,6 +59,9 @@ class BenchmarkConfig:
         class_proportions: training class shares (default uniform).
         object_area: range of the object's bounding-square area as a fraction of the image.
         shapes, domains: names from ``SHAPES`` / ``DOMAINS`` (default: the first K of each).
+        shortcut: what carries the spurious ``place`` (:data:`~.shortcuts.SHORTCUTS`): ``colour`` (the background
+            domain), ``texture`` (a grating's orientation over colour-matched photos), ``mark`` (a small symbol
+            anywhere outside the object) or ``context`` (a strip touching the object).
         seed: everything is a deterministic function of it.
     """
 
@@ -71,6 +75,7 @@ class BenchmarkConfig:
     object_area: tuple[float, float] = (0.06, 0.2)
     shapes: tuple[str, ...] | None = None
     domains: tuple[str, ...] | None = None
+    shortcut: str = "colour"
     seed: int = 0
     format_version: int = field(default=FORMAT_VERSION, repr=False)
 
@@ -92,6 +97,7 @@ class BenchmarkConfig:
             props = self.class_proportions
             if len(props) != k or min(props) <= 0:
                 raise ValueError(f"class_proportions needs {k} positive shares, got {props}")
+        check_shortcut(self.shortcut, k)
         for attr, pool in (("shapes", SHAPES), ("domains", DOMAINS)):
             names = getattr(self, attr)
             if names is not None:
@@ -169,7 +175,7 @@ def render_sample(config: BenchmarkConfig, split: str, i: int, y: int, place: in
     rng, shape, appearance = _draws(config, split, i, y)
     mask = rasterise(shape)
     foreground = paint(appearance, config.image_size).astype(np.float32)
-    background = render_background(config.domain_names[place], config.image_size, rng).astype(np.float32)
+    background = render_scene(config.shortcut, place, config.domain_names, mask, config.image_size, rng)
     image = mask[..., None] * foreground + (1.0 - mask[..., None]) * background
     return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
 
@@ -198,7 +204,8 @@ def generate_benchmark(
     wanted = {"config": asdict(config)}
     if manifest.exists() and not overwrite:
         found = json.loads(manifest.read_text())
-        config_found, config_wanted = found.get("config", {}), json.loads(json.dumps(wanted["config"]))
+        config_found = {"shortcut": "colour", **found.get("config", {})}  # made before the shortcut kinds
+        config_wanted = json.loads(json.dumps(wanted["config"]))
         if config_found == config_wanted:
             return root
         if config_found.get("format_version", 1) == 1 and config_found == {**config_wanted, "format_version": 1}:

@@ -1,0 +1,179 @@
+"""What carries the shortcut: the generator's ``shortcut`` kinds.
+
+Every kind gives each sample a spurious value ``place`` in 0..K-1 that agrees with the class with the training
+split's ``correlation``; the kinds differ in *what* of the picture ``place`` changes:
+
+- ``colour``: the background domain, a colour-graded family of photos (:mod:`.backgrounds`); the original kind.
+- ``texture``: an oriented grating over the background, one orientation per place; the photo under it is drawn
+  from all the config's domains whatever the place, so colour statistics match across places and only the
+  background's *structure* differs.
+- ``mark``: a small symbol (plus, ring, bar, corner...) stamped anywhere in the background, outside the object;
+  colours drawn independently of the place.
+- ``context``: a strip touching the object's lower edge (a perch, a wave, a dotted line...), one pattern per
+  place: the shortcut sits next to the object, inside any border frame.
+
+In every kind the true mask is the object alone: the shortcut belongs to the background (the true-mask oracle
+replaces it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .backgrounds import DOMAINS, render_background
+
+SHORTCUTS = ("colour", "texture", "mark", "context")
+GRATING_CONTRAST = 0.35  # relative modulation of the background by the texture kind's grating
+MARK_SIDE = (0.14, 0.18)  # side of the mark kind's symbol, as a share of the image side
+MARKS = ("plus", "ring", "bar", "corner", "cross", "dot", "triangle", "square")
+CONTEXTS = ("bar", "wave", "dots", "zigzag", "double", "steps", "comb", "arc")
+
+
+def check_shortcut(kind: str, num_classes: int) -> None:
+    """Raise ValueError naming the problem if ``kind`` cannot carry ``num_classes`` places."""
+    if kind not in SHORTCUTS:
+        raise ValueError(f"unknown shortcut kind {kind!r}; choose from {list(SHORTCUTS)}")
+    available = {"colour": len(DOMAINS), "texture": 8, "mark": len(MARKS), "context": len(CONTEXTS)}[kind]
+    if num_classes > available:
+        raise ValueError(f"shortcut {kind!r} has {available} places, num_classes is {num_classes}")
+
+
+def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarray, size: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """The background of one sample, float32 ``(size, size, 3)`` in 0..255, carrying ``place`` as ``kind`` says.
+
+    ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it).
+    """
+    if kind == "colour":
+        return render_background(domains[place], size, rng).astype(np.float32)
+    photo = render_background(domains[int(rng.integers(len(domains)))], size, rng).astype(np.float32)
+    if kind == "texture":
+        return _grating(photo, place, len(domains), rng)
+    ink = _ink(rng)
+    if kind == "mark":
+        return _stamp(photo, _mark(place, size, mask, rng), ink)
+    return _stamp(photo, _context(place, size, mask, rng), ink)
+
+
+def _ink(rng: np.random.Generator) -> np.ndarray:
+    """A symbol colour drawn independently of the place: dark or light, any hue."""
+    tone = rng.uniform(0.0, 0.25) if rng.random() < 0.5 else rng.uniform(0.75, 1.0)
+    hue = rng.uniform(0.7, 1.3, size=3)
+    return np.clip(tone * 255 * hue, 0, 255).astype(np.float32)
+
+
+def _stamp(photo: np.ndarray, coverage: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    return (1 - coverage[..., None]) * photo + coverage[..., None] * ink
+
+
+def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generator) -> np.ndarray:
+    """Modulate ``photo`` by a sinusoidal grating whose orientation is the place (spread over half a turn; with two
+    places the two diagonals, which have the same edge density along rows and columns)."""
+    size = photo.shape[0]
+    angle = math.pi / 4 + math.pi * place / places + rng.uniform(-0.1, 0.1)  # 2 places: the two diagonals
+    period = size * rng.uniform(0.12, 0.18)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    along = xx * math.cos(angle) + yy * math.sin(angle) + rng.uniform(0, period)
+    wave = np.sin(along * 2 * math.pi / period)
+    return np.clip(photo * (1 + GRATING_CONTRAST * wave[..., None]), 0, 255)
+
+
+def _canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw, int]:
+    big = size * 4
+    canvas = Image.new("L", (big, big), 0)
+    return canvas, ImageDraw.Draw(canvas), 4
+
+
+def _coverage(canvas: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(canvas, dtype=np.float32).reshape(size, 4, size, 4).mean(axis=(1, 3)) / 255.0
+
+
+def _free_spot(mask: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left corner of a ``side`` square that misses the object (the emptiest of 20 random tries)."""
+    size = mask.shape[0]
+    best, best_overlap = (0, 0), math.inf
+    for _ in range(20):
+        top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+        overlap = float(mask[top : top + side, left : left + side].sum())
+        if overlap < best_overlap:
+            best, best_overlap = (top, left), overlap
+        if overlap == 0:
+            break
+    return best
+
+
+def _mark(place: int, size: int, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Coverage ``(size, size)`` of the place's symbol at a random spot outside the object."""
+    side = max(5, int(round(size * rng.uniform(*MARK_SIDE))))
+    top, left = _free_spot(mask, side, rng)
+    canvas, pen, s = _canvas(size)
+    x0, y0, x1, y1 = left * s, top * s, (left + side) * s - 1, (top + side) * s - 1
+    mid_x, mid_y, width = (x0 + x1) / 2, (y0 + y1) / 2, max(s, side * s // 4)
+    symbol = MARKS[place]
+    if symbol == "plus":
+        pen.rectangle([mid_x - width / 2, y0, mid_x + width / 2, y1], fill=255)
+        pen.rectangle([x0, mid_y - width / 2, x1, mid_y + width / 2], fill=255)
+    elif symbol == "ring":
+        pen.ellipse([x0, y0, x1, y1], outline=255, width=width)
+    elif symbol == "bar":
+        pen.rectangle([x0, mid_y - width / 2, x1, mid_y + width / 2], fill=255)
+    elif symbol == "corner":
+        pen.rectangle([x0, y0, x0 + width, y1], fill=255)
+        pen.rectangle([x0, y1 - width, x1, y1], fill=255)
+    elif symbol == "cross":
+        pen.line([x0, y0, x1, y1], fill=255, width=width)
+        pen.line([x0, y1, x1, y0], fill=255, width=width)
+    elif symbol == "dot":
+        pen.ellipse([mid_x - side * s / 3, mid_y - side * s / 3, mid_x + side * s / 3, mid_y + side * s / 3], fill=255)
+    elif symbol == "triangle":
+        pen.polygon([(mid_x, y0), (x1, y1), (x0, y1)], fill=255)
+    else:
+        pen.rectangle([x0, y0, x1, y1], outline=255, width=width)
+    return _coverage(canvas, size) * (1 - mask)
+
+
+def _context(place: int, size: int, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Coverage ``(size, size)`` of the place's strip, drawn along the object's lower edge and touching it."""
+    rows = np.nonzero(mask.max(axis=1) > 0.5)[0]
+    cols = np.nonzero(mask.max(axis=0) > 0.5)[0]
+    if len(rows) == 0:
+        rows = cols = np.array([size // 2])
+    bottom = min(int(rows.max()) + 1, size - 3)
+    span = max(int(cols.max() - cols.min()) + 1, size // 4)
+    centre = (int(cols.max()) + int(cols.min())) / 2 + rng.uniform(-2, 2)
+    canvas, pen, s = _canvas(size)
+    x0, x1 = (centre - span * 0.7) * s, (centre + span * 0.7) * s
+    height = max(2.0, size * 0.05) * s
+    y0 = bottom * s
+    pattern = CONTEXTS[place]
+    steps = 6
+    xs = np.linspace(x0, x1, steps * 2 + 1)
+    if pattern == "bar":
+        pen.rectangle([x0, y0, x1, y0 + height], fill=255)
+    elif pattern == "wave":
+        t = np.linspace(0, 1, 64)
+        points = [(x0 + (x1 - x0) * v, y0 + height + height * math.sin(v * 4 * math.pi)) for v in t]
+        pen.line(points, fill=255, width=int(height * 0.6))
+    elif pattern == "dots":
+        for x in xs[::2]:
+            pen.ellipse([x - height * 0.6, y0, x + height * 0.6, y0 + height * 1.2], fill=255)
+    elif pattern == "zigzag":
+        points = [(x, y0 + (0 if i % 2 == 0 else 2 * height)) for i, x in enumerate(xs)]
+        pen.line(points, fill=255, width=int(height * 0.6))
+    elif pattern == "double":
+        pen.rectangle([x0, y0, x1, y0 + height * 0.5], fill=255)
+        pen.rectangle([x0, y0 + height * 1.3, x1, y0 + height * 1.8], fill=255)
+    elif pattern == "steps":
+        for i in range(steps):
+            left = x0 + (x1 - x0) * i / steps
+            pen.rectangle([left, y0 + height * (i % 3) * 0.5, left + (x1 - x0) / steps, y0 + height * 2], fill=255)
+    elif pattern == "comb":
+        pen.rectangle([x0, y0, x1, y0 + height * 0.5], fill=255)
+        for x in xs[::2]:
+            pen.rectangle([x - height * 0.25, y0, x + height * 0.25, y0 + height * 2], fill=255)
+    else:
+        pen.arc([x0, y0 - height * 2, x1, y0 + height * 2], 0, 180, fill=255, width=int(height * 0.6))
+    return _coverage(canvas, size) * (1 - mask)
