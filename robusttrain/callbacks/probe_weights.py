@@ -1,27 +1,25 @@
-"""Label-free minority weights from the backgrounds the loop sees: the dataset audit's probe, inside training.
+"""Label-free minority weights from what a network learns first: the dataset audit's estimate, inside training.
 
 Before the first step the loop gives the callback one pass over the un-augmented training set
-(:meth:`CallbackList.observe_data`); it records, for every sample, statistics of its background (the border frame
-of the image: objects are usually central; :func:`~robusttrain.estimate.background_features`) and fits a linear
-probe that predicts each sample's label from its background alone, out of fold. If the background predicts labels
-clearly above chance, the samples whose label the probe gets wrong are the estimated bias-conflicting ones (a
-landbird on water); from the first epoch on samples are *drawn* so that flagged and unflagged samples of each
-label carry equal mass (the audit's ``weights.csv``, through the loop's sampler:
-:meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`). When the probe finds no
-bias the callback says so in one line and asks for no weights, so the loop trains exactly as plain ERM (its
-shuffle, not draws with replacement). The decision, what the probe looked at and its figures are in
-:attr:`summary` (the loop writes it to ``metrics.json``). Uses class labels only: no groups, masks or maps. With
-multi-label targets ``(B, A)`` (one binary attribute per column) ``attribute`` names the column whose minority is
-resampled. A loop that makes no such pass
-still works: the callback then records the backgrounds of the first epoch's (augmented) batches and fits at its
-end, and that epoch is plain training (on the suite's small-object development member: 43 instead of 70
-worst-group accuracy, 3 seeds; BENCHMARKS.md).
+(:meth:`CallbackList.observe_data`); it keeps a small copy of every image and trains a small CNN on them briefly,
+out of fold (:func:`~robusttrain.estimate.estimate_minority_network`): a shortcut of any kind (background colour,
+texture, layout, a small mark, context next to the object) is what a network learns first, so where the net
+predicts labels clearly above chance, the samples it gets wrong are the estimated bias-conflicting ones (a
+landbird on water). From the first epoch on samples are *drawn* so that flagged and unflagged samples of each label
+carry equal mass (through the loop's sampler: :meth:`CallbackList.sampling_weights` ->
+:class:`~robusttrain.data.AdaptiveEpochSampler`). ``probe="colour"`` uses the earlier, cheaper estimate instead:
+a linear probe on colour statistics of each image's border frame (blind to texture, layout, marks and context).
+When the estimate finds no bias the callback says so in one line and asks for no weights, so the loop trains
+exactly as plain ERM (its shuffle, not draws with replacement). The decision, what was looked at and the figures
+are in :attr:`summary` (the loop writes it to ``metrics.json``). Uses class labels only: no groups, masks or maps.
+With multi-label targets ``(B, A)`` (one binary attribute per column) ``attribute`` names the column whose
+minority is resampled. A loop that makes no such pass still works: the callback then records the first epoch's
+(augmented) batches and fits at its end, and that epoch is plain training.
 
 Resampling rather than loss weights: with about 5% flagged samples the weights differ 18-fold, and as loss
 weights (normalised per batch) they made a batch's loss hinge on one or two samples; training collapsed on the
-built-in benchmark (seed 0: train accuracy 94% -> 57% in the epoch after the weights started, test worst-group
-45%; BENCHMARKS.md). Drawing the same weights as samples, each a fresh augmentation, is what the audit's weights
-file does with ``--sample-weights``.
+built-in benchmark (docs/history.md). Drawing the same weights as samples, each a fresh augmentation, is what the
+audit's weights file does with ``--sample-weights``.
 """
 
 from __future__ import annotations
@@ -31,32 +29,41 @@ from typing import Any
 
 import torch
 
-from ..estimate import LOOKS_AT, background_features, balanced_weights, estimate_minority
+from ..estimate import (background_features, balanced_weights, estimate_minority, estimate_minority_network,
+                        thumbnails)
 from ..types import Batch, TrainState
 from .base import Callback
 from .registry import CALLBACKS
 
 
+PROBES = ("network", "colour")
+BLIND_TO = {"network": "a shortcut that a network learns only after a few passes over the data",
+            "colour": "layout, texture, small marks or context next to the object"}
+
+
 def decision_line(summary: dict[str, Any]) -> str:
     """What the probe found and what training does about it, in one line (from ``ProbeWeightCallback.summary``)."""
-    figures = (f"a probe on {summary['looked_at']} predicts the label with {100 * summary['probe_accuracy']:.1f}% "
+    subject = summary["looked_at"] if summary["probe"] == "network" else f"a probe on {summary['looked_at']}"
+    figures = (f"{subject} predicts the label with {100 * summary['probe_accuracy']:.1f}% "
                f"accuracy vs {100 * summary['chance']:.1f}% chance (margin {100 * summary['margin']:.1f})")
     if summary["biased"]:
         return (f"probe_weights: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
                 "the minority and drawn as often, per label, as the rest")
     return (f"probe_weights: no bias found by {summary['looked_at']}: {figures}; training as plain ERM (no "
-            "resampling). This check does not see layout, texture, small marks or context next to the object")
+            f"resampling). This check does not see {BLIND_TO[summary['probe']]}")
 
 
 @CALLBACKS.register("probe_weights")
 class ProbeWeightCallback(Callback):
-    """Per-sample draw weights from an out-of-fold background probe fitted before training (or after the first
-    epoch when the loop makes no pass before training).
+    """Per-sample draw weights from an out-of-fold estimate of the minority fitted before training (or after the
+    first epoch when the loop makes no pass before training).
 
     Args:
+        probe: ``network`` (a small CNN trained briefly out of fold on the images) or ``colour`` (a linear probe
+            on colour statistics of the border frame; cheaper, blind to non-colour shortcuts).
         max_weight: cap on a sample's draw weight (None: uncapped), against a handful of flagged samples taking
             a label's whole half.
-        seed: seed of the probe's fold split.
+        seed: seed of the probe's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
             ``(B,)``).
         **options: ``key``, ``enabled``.
@@ -71,9 +78,11 @@ class ProbeWeightCallback(Callback):
 
     order = 0  # records backgrounds before any callback changes the batch
 
-    def __init__(self, max_weight: float | None = None, seed: int = 0, attribute: int | None = None,
-                 **options: Any) -> None:
+    def __init__(self, probe: str = "network", max_weight: float | None = None, seed: int = 0,
+                 attribute: int | None = None, **options: Any) -> None:
         super().__init__(**options)
+        if probe not in PROBES:
+            raise ValueError(f"probe must be one of {list(PROBES)}, got {probe!r}")
         if max_weight is not None and (isinstance(max_weight, bool) or not isinstance(max_weight, (int, float))
                                        or max_weight < 1):
             raise ValueError(f"max_weight must be a number >= 1 or null, got {max_weight!r}")
@@ -81,8 +90,8 @@ class ProbeWeightCallback(Callback):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if attribute is not None and (isinstance(attribute, bool) or not isinstance(attribute, int) or attribute < 0):
             raise ValueError(f"attribute must be a column index >= 0 or null, got {attribute!r}")
-        self.max_weight, self.seed, self.attribute = max_weight, seed, attribute
-        self.features: dict[int, list[float]] = {}
+        self.probe, self.max_weight, self.seed, self.attribute = probe, max_weight, seed, attribute
+        self.views: dict[int, torch.Tensor] = {}  # sample id -> thumbnail (network) or colour statistics (colour)
         self.labels: dict[int, int] = {}
         self.weights: dict[int, float] | None = None
         self.summary: dict[str, Any] = {}
@@ -93,15 +102,15 @@ class ProbeWeightCallback(Callback):
         return bool(self.summary)
 
     def wants_data_pass(self, state: TrainState) -> bool:
-        return not self.fitted and not self.features
+        return not self.fitted and not self.views
 
     def observe(self, state: TrainState, batch: Batch) -> None:
         self.record(batch)
 
     def observed(self, state: TrainState) -> None:
-        if not self.features:
+        if not self.views:
             raise ValueError("probe_weights: the pass before training gave no samples")
-        self.fit()  # every process saw the whole training set: no gathering
+        self.fit(self.device_of(state))  # every process saw the whole training set: no gathering
         self.announce(state)
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
@@ -110,15 +119,17 @@ class ProbeWeightCallback(Callback):
         return batch
 
     def record(self, batch: Batch) -> None:
-        """Keep the background features and label of each unchanged row, by sample id."""
+        """Keep what the probe looks at (a thumbnail, or colour statistics) and the label of each unchanged row, by
+        sample id."""
         if batch.indices is None:
             raise ValueError("probe_weights needs batch.indices (stable sample ids)")
         labels = self.labels_of(batch.targets).cpu()
         rows = batch.unchanged_rows().cpu()
-        features = background_features(batch.images.detach()).cpu()
-        for sample_id, label, row in zip(batch.indices.cpu()[rows].tolist(), labels[rows].tolist(),
-                                         features[rows], strict=True):
-            self.features[sample_id], self.labels[sample_id] = row.tolist(), label
+        images = batch.images.detach()
+        views = thumbnails(images) if self.probe == "network" else background_features(images).cpu()
+        for sample_id, label, view in zip(batch.indices.cpu()[rows].tolist(), labels[rows].tolist(),
+                                          views[rows], strict=True):
+            self.views[sample_id], self.labels[sample_id] = view.clone(), label
 
     def labels_of(self, targets: torch.Tensor) -> torch.Tensor:
         """The labels the probe balances: the class labels, or the ``attribute`` column of multi-label targets."""
@@ -148,12 +159,12 @@ class ProbeWeightCallback(Callback):
             return
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shards: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(shards, (self.features, self.labels))  # every rank fits on all
-            for features, labels in shards:
-                self.features.update(features)
+            torch.distributed.all_gather_object(shards, (self.views, self.labels))  # every rank fits on all
+            for views, labels in shards:
+                self.views.update(views)
                 self.labels.update(labels)
-        if self.features:
-            self.fit()
+        if self.views:
+            self.fit(self.device_of(state))
             self.announce(state)
 
     def announce(self, state: TrainState) -> None:
@@ -161,24 +172,34 @@ class ProbeWeightCallback(Callback):
         if state.is_main_process:
             print(decision_line(self.summary), flush=True)
 
-    def fit(self) -> None:
-        """Fit the probe on the recorded backgrounds and set ``weights`` (after the pass before training, or at the
+    @staticmethod
+    def device_of(state: TrainState) -> torch.device:
+        """Where the network probe trains: the model's device (CPU without a model)."""
+        parameter = next(state.model.parameters(), None) if state.model is not None else None
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    def fit(self, device: torch.device | str = "cpu") -> None:
+        """Fit the estimate on the recorded views and set ``weights`` (after the pass before training, or at the
         end of the first epoch)."""
-        ids = sorted(self.features)
+        ids = sorted(self.views)
         labels = torch.tensor([self.labels[i] for i in ids])
-        estimate = estimate_minority(torch.tensor([self.features[i] for i in ids]), labels,
-                                     int(labels.max()) + 1, self.seed)
+        views, num_classes = torch.stack([self.views[i] for i in ids]), int(labels.max()) + 1
+        if self.probe == "network":
+            estimate = estimate_minority_network(views, labels, num_classes, self.seed, device)
+        else:
+            estimate = estimate_minority(views, labels, num_classes, self.seed)
         self.weights = None
         if estimate.biased:
             weights = balanced_weights(labels, estimate.flagged)
             if self.max_weight is not None:
                 weights = weights.clamp(max=self.max_weight)
             self.weights = dict(zip(ids, weights.tolist(), strict=True))
-        self.summary = {"looked_at": LOOKS_AT, "samples": len(ids), "probe_accuracy": estimate.accuracy,
-                        "chance": estimate.chance, "margin": estimate.margin, "biased": estimate.biased,
+        self.summary = {"probe": self.probe, "looked_at": estimate.looked_at, "samples": len(ids), "probe_accuracy": estimate.accuracy,
+                        "chance": estimate.chance, "margin": estimate.margin, "sure_mistakes": estimate.sure_mistakes,
+                        "biased": estimate.biased,
                         "flagged": int(estimate.flagged.sum()) if estimate.biased else 0,
                         "decision": "resample the flagged minority" if estimate.biased else "train as plain ERM"}
-        self.features.clear()
+        self.views.clear()
 
     def decision(self) -> dict[str, Any]:
         return dict(self.summary)
@@ -188,13 +209,13 @@ class ProbeWeightCallback(Callback):
         return self.weights
 
     def state_dict(self) -> dict[str, Any]:
-        return {"features": {str(k): v for k, v in self.features.items()},
+        return {"views": {str(k): v for k, v in self.views.items()},
                 "labels": {str(k): v for k, v in self.labels.items()},
                 "weights": None if self.weights is None else {str(k): v for k, v in self.weights.items()},
                 "summary": self.summary, "served": self.served}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.features = {int(k): v for k, v in state_dict["features"].items()}
+        self.views = {int(k): torch.as_tensor(v) for k, v in state_dict["views"].items()}
         self.labels = {int(k): v for k, v in state_dict["labels"].items()}
         weights = state_dict["weights"]
         self.weights = None if weights is None else {int(k): v for k, v in weights.items()}

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .features import LOOKS_AT
+
 BIAS_MARGIN = 0.10  # probe accuracy this far above chance = the background predicts the label
 
 
@@ -59,10 +61,11 @@ def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int =
 
 @dataclass(frozen=True)
 class MinorityEstimate:
-    """The background probe's out-of-fold view of a labelled set: ``out_of_fold`` ``(N, K)`` probabilities of
-    ``labels``, its accuracy against ``chance`` (the largest class share), the ``margin`` it must clear, and whether
-    it does (``biased``)."""
+    """A probe's out-of-fold view of a labelled set: what it ``looked_at``, ``out_of_fold`` ``(N, K)`` probabilities
+    of ``labels``, its accuracy against ``chance`` (the largest class share), the ``margin`` it must clear, and
+    whether it does (``biased``; the network estimate also asks that most mistakes be sure ones)."""
 
+    looked_at: str
     labels: torch.Tensor
     out_of_fold: torch.Tensor
     accuracy: float
@@ -70,6 +73,7 @@ class MinorityEstimate:
     margin: float
     biased: bool
     one_label: bool
+    sure_mistakes: float | None = None  # the network estimate's share of sure mistakes (None for the colour probe)
 
     @property
     def flagged(self) -> torch.Tensor:
@@ -77,16 +81,22 @@ class MinorityEstimate:
         return self.out_of_fold.argmax(1) != self.labels
 
 
-def estimate_minority(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                      seed: int = 0) -> MinorityEstimate:
-    """Fit the probe out of fold on background ``features`` and say whether the background predicts ``labels``
-    (accuracy at least ``max(BIAS_MARGIN, 3 standard errors)`` above chance)."""
+def judge(looked_at: str, labels: torch.Tensor, num_classes: int,
+          predict: Callable[[], torch.Tensor]) -> MinorityEstimate:
+    """Run ``predict`` (out-of-fold probabilities) unless there is one label only, and say whether it predicts
+    ``labels`` clearly: accuracy at least ``max(BIAS_MARGIN, 3 standard errors)`` above chance."""
     counts = torch.bincount(labels, minlength=num_classes)
     chance = float(counts.max()) / len(labels)
     one_label = int((counts > 0).sum()) < 2
-    out_of_fold = (torch.ones(len(labels), num_classes) / num_classes if one_label
-                   else probe_out_of_fold(features, labels, seed=seed))
+    out_of_fold = torch.ones(len(labels), num_classes) / num_classes if one_label else predict()
     accuracy = float((out_of_fold.argmax(1) == labels).float().mean())
     margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(labels)))
     biased = accuracy >= chance + margin and not one_label
-    return MinorityEstimate(labels, out_of_fold, accuracy, chance, margin, biased, one_label)
+    return MinorityEstimate(looked_at, labels, out_of_fold, accuracy, chance, margin, biased, one_label)
+
+
+def estimate_minority(features: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
+                      looked_at: str = LOOKS_AT) -> MinorityEstimate:
+    """Fit the linear probe out of fold on background ``features`` (:func:`~.features.background_features`) and
+    say whether the background predicts ``labels`` (:func:`judge`)."""
+    return judge(looked_at, labels, num_classes, lambda: probe_out_of_fold(features, labels, seed=seed))

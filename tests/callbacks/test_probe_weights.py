@@ -55,22 +55,62 @@ def test_the_minority_is_flagged_and_balanced_within_each_label() -> None:
     assert restored.weights == callback.weights and restored.summary == callback.summary
 
 
-def test_no_bias_trains_as_plain_erm_says_so_and_bad_options_are_named(capsys: pytest.CaptureFixture) -> None:
+def _marked_scenes(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grey noise with a small black-or-white bar anywhere, lying (place 0) or standing (place 1): the same ink and
+    edges either way. The bar's colour and position say nothing of the label; its orientation agrees with the label
+    for ``correlation``."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % 2
+    minority = torch.rand(count, generator=generator) > correlation
+    place = torch.where(minority, 1 - labels, labels)
+    images = 0.4 + 0.2 * torch.rand(count, 3, 24, 24, generator=generator)
+    corners = torch.randint(0, 16, (count, 2), generator=generator)
+    inks = (torch.rand(count, generator=generator) > 0.5).float()
+    for i, ((top, left), ink) in enumerate(zip(corners.tolist(), inks.tolist(), strict=True)):
+        if place[i] == 0:
+            images[i, :, top + 3 : top + 5, left : left + 8] = ink
+        else:
+            images[i, :, top : top + 8, left + 3 : left + 5] = ink
+    return images, labels, minority
+
+
+def test_the_network_sees_a_mark_that_colour_statistics_miss(capsys: pytest.CaptureFixture) -> None:
+    images, labels, minority = _marked_scenes(600, correlation=0.9)
+    network, colour, state = ProbeWeightCallback(), ProbeWeightCallback(probe="colour"), TrainState()
+    _epoch(network, state, images, labels)
+    _epoch(colour, TrainState(), images, labels)
+    assert network.summary["biased"] and not colour.summary["biased"]
+    flagged = torch.tensor([network.weights[i] for i in range(600)]) > 1
+    precision = float((flagged & minority).sum() / flagged.sum())
+    recall = float((flagged & minority).sum() / minority.sum())
+    assert precision >= 0.7 and recall >= 0.7, (precision, recall)
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said[0].startswith("probe_weights: biased: a small CNN")
+    assert "no bias found by colour statistics of the border frame" in said[1] and "small marks" in said[1]
+
+
+@pytest.mark.parametrize("probe", ["network", "colour"])
+def test_no_bias_trains_as_plain_erm_says_so_and_bad_options_are_named(probe: str,
+                                                                       capsys: pytest.CaptureFixture) -> None:
     images, labels, _ = _scenes(400, correlation=0.5)
-    callback, state = ProbeWeightCallback(), TrainState()
+    callback, state = ProbeWeightCallback(probe=probe), TrainState()
     _epoch(callback, state, images, labels)
     assert not callback.summary["biased"] and callback.summary["decision"] == "train as plain ERM"
-    assert callback.summary["looked_at"] == "colour statistics of the border frame"
+    looked_at = {"network": "a small CNN trained briefly out of fold on the whole images",
+                 "colour": "colour statistics of the border frame"}[probe]
+    assert callback.summary["looked_at"] == looked_at
     # No weights at all: the loop keeps its shuffle (all-1 weights would switch it to draws with replacement).
     assert callback.weights is None and CallbackList([callback]).sampling_weights(state, range(400)) is None
     said = capsys.readouterr().out.strip().splitlines()
-    assert len(said) == 1 and "no bias found by colour statistics of the border frame" in said[0]
+    assert len(said) == 1 and f"no bias found by {looked_at}" in said[0]
     assert "training as plain ERM" in said[0]
     assert not callback.wants_data_pass(state)  # decided: no second pass, no refit
     _epoch(callback, state, images, labels)
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="max_weight must be"):
         ProbeWeightCallback(max_weight=0.5)
+    with pytest.raises(ValueError, match=r"probe must be one of \['network', 'colour'\], got 'gradcam'"):
+        ProbeWeightCallback(probe="gradcam")
     with pytest.raises(ValueError, match="needs batch.indices"):
         ProbeWeightCallback().on_batch_start(TrainState(), Batch(images=images[:2], targets=labels[:2]))
 

@@ -4,7 +4,7 @@ Every kind gives each sample a spurious value ``place`` in 0..K-1 that agrees wi
 split's ``correlation``; the kinds differ in *what* of the picture ``place`` changes:
 
 - ``colour``: the background domain, a colour-graded family of photos (:mod:`.backgrounds`); the original kind.
-- ``texture``: an oriented grating over the background, one orientation per place; the photo under it is drawn
+- ``texture``: an oriented grating added to the background, one orientation per place; the photo under it is drawn
   from all the config's domains whatever the place, so colour statistics match across places and only the
   background's *structure* differs.
 - ``mark``: a small symbol (plus, ring, bar, corner...) stamped anywhere in the background, outside the object;
@@ -26,8 +26,8 @@ from PIL import Image, ImageDraw
 from .backgrounds import DOMAINS, render_background
 
 SHORTCUTS = ("colour", "texture", "mark", "context")
-GRATING_CONTRAST = 0.35  # relative modulation of the background by the texture kind's grating
-MARK_SIDE = (0.14, 0.18)  # side of the mark kind's symbol, as a share of the image side
+GRATING_AMPLITUDE = 60.0  # the texture kind's grating, added to the photo (0..255 scale; zero mean)
+MARK_SIDE = (0.2, 0.26)  # side of the mark kind's symbol, as a share of the image side
 MARKS = ("plus", "ring", "bar", "corner", "cross", "dot", "triangle", "square")
 CONTEXTS = ("bar", "wave", "dots", "zigzag", "double", "steps", "comb", "arc")
 
@@ -70,7 +70,7 @@ def _stamp(photo: np.ndarray, coverage: np.ndarray, ink: np.ndarray) -> np.ndarr
 
 
 def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generator) -> np.ndarray:
-    """Modulate ``photo`` by a sinusoidal grating whose orientation is the place (spread over half a turn; with two
+    """Add to ``photo`` a zero-mean sinusoidal grating whose orientation is the place (spread over half a turn; with two
     places the two diagonals, which have the same edge density along rows and columns)."""
     size = photo.shape[0]
     angle = math.pi / 4 + math.pi * place / places + rng.uniform(-0.1, 0.1)  # 2 places: the two diagonals
@@ -78,7 +78,7 @@ def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generato
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     along = xx * math.cos(angle) + yy * math.sin(angle) + rng.uniform(0, period)
     wave = np.sin(along * 2 * math.pi / period)
-    return np.clip(photo * (1 + GRATING_CONTRAST * wave[..., None]), 0, 255)
+    return np.clip(photo + GRATING_AMPLITUDE * wave[..., None], 0, 255)
 
 
 def _canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw, int]:
@@ -146,7 +146,7 @@ def _context(place: int, size: int, mask: np.ndarray, rng: np.random.Generator) 
     centre = (int(cols.max()) + int(cols.min())) / 2 + rng.uniform(-2, 2)
     canvas, pen, s = _canvas(size)
     x0, x1 = (centre - span * 0.7) * s, (centre + span * 0.7) * s
-    height = max(2.0, size * 0.05) * s
+    height = max(2.0, size * 0.08) * s
     y0 = bottom * s
     pattern = CONTEXTS[place]
     steps = 6

@@ -1,0 +1,129 @@
+"""The minority estimate through a network's eyes: what a small CNN learns *first* from the whole image.
+
+A shortcut (background colour, texture, layout, a small mark, context next to the object) is what a network picks
+up in its first pass over the data, well before the object (JTT's and LfF's premise). A small CNN is trained
+briefly, out of fold, with the generalised cross-entropy loss that LfF uses to amplify what is easy; it predicts
+each sample from a model that never saw it. Where a shortcut exists, it predicts most samples right and
+*confidently* wrong the samples that conflict with the shortcut; where none exists, its out-of-fold mistakes are
+hesitant. So the split counts as biased when the net clears chance by the margin *and* most of its mistakes are sure
+ones (:data:`SURE_SHARE`). On the suite's development members (v3): a shortcut's mistakes are 70-100% sure ones,
+a net that starts to learn the object on an unbiased member makes 36%.
+
+The net is the estimate's own (not the user's model), so its cost does not grow with the user's model: images are
+shrunk to at most :data:`PROBE_SIDE` pixels a side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .probe import MinorityEstimate, judge
+
+LOOKS_AT_NETWORK = "a small CNN trained briefly out of fold on the whole images"
+PROBE_SIDE = 64  # images are shrunk to at most this side for the net (a cost cap, not a dataset unit)
+FOLDS = 2
+EPOCHS = 4  # passes of each fold's net over its training part ...
+MIN_STEPS = 100  # ... but at least this many updates, so a small set still trains the net
+BATCH_SIZE = 64
+GCE_Q = 0.7  # generalised cross-entropy exponent (LfF): larger = more weight on what the net already gets right
+SURE_SHARE = 0.5  # a shortcut: at least this share of the net's mistakes are sure ones ...
+SURE_PROBABILITY = 0.4  # ... giving the true label less than this over K
+
+
+class ShortcutNet(nn.Module):
+    """Three conv blocks, then average and max pooling (a texture everywhere and a mark somewhere both count)."""
+
+    def __init__(self, num_classes: int, width: int = 16) -> None:
+        super().__init__()
+        blocks, channels = [], 3
+        for out in (width, 2 * width, 4 * width):
+            blocks += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            channels = out
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(2 * channels, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        maps = self.features(images)
+        return self.head(torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], dim=1))
+
+
+def thumbnails(images: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, s, s)`` uint8 copies of images in [0, 1], shrunk so the longer side is at most :data:`PROBE_SIDE`."""
+    height, width = images.shape[-2:]
+    scale = min(1.0, PROBE_SIDE / max(height, width))
+    if scale < 1.0:
+        size = (max(8, round(height * scale)), max(8, round(width * scale)))
+        images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+
+def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: float = GCE_Q) -> torch.Tensor:
+    """``(1 - p_y^q) / q``, averaged: cross-entropy's gradient scaled by ``p_y^q`` (easy samples dominate)."""
+    probability = logits.softmax(1).gather(1, labels[:, None]).squeeze(1).clamp_min(1e-6)
+    return ((1 - probability**q) / q).mean()
+
+
+def _train_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator,
+                device: torch.device) -> ShortcutNet:
+    net = ShortcutNet(num_classes).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    net.train()
+    batches_per_pass = max(1, len(labels) // BATCH_SIZE)  # the last, partial batch is dropped
+    for _ in range(max(EPOCHS, math.ceil(MIN_STEPS / batches_per_pass))):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, batches_per_pass * BATCH_SIZE, BATCH_SIZE):
+            rows = order[start : start + BATCH_SIZE]
+            batch = images[rows].to(device).float().div_(255)
+            loss = generalised_cross_entropy(net(batch), labels[rows].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net.eval()
+
+
+def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
+                        device: torch.device | str = "cpu") -> torch.Tensor:
+    """Class probabilities ``(N, K)`` of :class:`ShortcutNet` for ``images`` (uint8 ``(N, 3, s, s)`` from
+    :func:`thumbnails`), each row from the fold's net that did not train on it. The global RNG is untouched."""
+    device = torch.device(device)
+    probabilities = torch.zeros(len(labels), num_classes)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(labels), generator=generator)
+        for fold in range(FOLDS):
+            held = order[fold::FOLDS]
+            kept = torch.cat([order[f::FOLDS] for f in range(FOLDS) if f != fold])
+            net = _train_fold(images[kept], labels[kept], num_classes, generator, device)
+            with torch.no_grad():
+                for start in range(0, len(held), 256):
+                    rows = held[start : start + 256]
+                    probabilities[rows] = net(images[rows].to(device).float().div_(255)).softmax(1).cpu()
+    return probabilities
+
+
+def sure_mistakes(out_of_fold: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of the net's mistakes that are sure ones (true label's probability under
+    :data:`SURE_PROBABILITY` / K); nan without mistakes."""
+    wrong = out_of_fold.argmax(1) != labels
+    if not wrong.any():
+        return math.nan
+    truth = out_of_fold.gather(1, labels[:, None]).squeeze(1)
+    return float((truth[wrong] < SURE_PROBABILITY / out_of_fold.shape[1]).float().mean())
+
+
+def estimate_minority_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
+                              device: torch.device | str = "cpu") -> MinorityEstimate:
+    """:func:`network_out_of_fold` on ``images`` (uint8 thumbnails), judged like the colour probe, and biased only
+    where most mistakes are sure ones (:func:`sure_mistakes`): then the samples the net gets wrong are the
+    estimated minority."""
+    estimate = judge(LOOKS_AT_NETWORK, labels, num_classes,
+                     lambda: network_out_of_fold(images, labels, num_classes, seed, device))
+    sure = sure_mistakes(estimate.out_of_fold, labels)
+    return replace(estimate, sure_mistakes=sure, biased=estimate.biased and sure >= SURE_SHARE)
