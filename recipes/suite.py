@@ -73,6 +73,14 @@ def _metric(out: Path, row: str, seeds: Sequence[int], key: str) -> list[float]:
     return [100 * json.loads((out / row / f"seed_{s}" / "metrics.json").read_text())["groups"][key] for s in seeds]
 
 
+def time_ratio(out: Path, seeds: Sequence[int]) -> float:
+    """The default's whole-run time over ERM's on one member (``train_seconds``, data pass included), mean over
+    seeds of the per-seed ratios (runs of one seed ran back to back in the same process)."""
+    def seconds(row: str, seed: int) -> float:
+        return json.loads((out / row / f"seed_{seed}" / "metrics.json").read_text())["train_seconds"]
+    return statistics.mean(seconds("default", s) / seconds("erm", s) for s in seeds)
+
+
 def _cell(values: list[float]) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.1f} ± {spread:.1f}"
@@ -122,7 +130,8 @@ def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int],
             verdict = f"NO: {gap:.1f} points lower on reserved" if gap >= OVERFIT_POINTS else "yes"
         lines.append(f"| {row} | {LABELS[row]} | {' | '.join(cells)} | {verdict} |")
     if {"default", "erm"} <= set(rows):
-        lines += ["", *checks(members, rows, seed_means, counted)]
+        times = {m.name: time_ratio(output_dir / m.name, seeds) for m in members}
+        lines += ["", *checks(members, rows, seed_means, counted, times)]
     return "\n".join(lines)
 
 
@@ -133,14 +142,16 @@ def _role_mean(some: list[float], every: list[float]) -> str:
 
 
 def checks(members: list[SuiteMember], rows: Sequence[str], seed_means: dict[tuple[str, str], tuple[float, float]],
-           counted: dict[str, bool]) -> list[str]:
-    """Per member, the default against ERM (the target: worst-group at least ERM + 10, average at least ERM - 2),
-    against JTT and GroupDRO where they ran (differences of seed means, points). A member whose mask oracle stays
-    below ``learnability_floor`` is marked as not counted: no row can learn its object at this budget."""
-    header = "| Member | role | oracle avg (floor) | default - ERM WGA | default - ERM avg | meets ERM + 10 / - 2? |"
+           counted: dict[str, bool], times: dict[str, float]) -> list[str]:
+    """Per member (and its shortcut kind), the default against ERM (the target: worst-group at least ERM + 10,
+    average at least ERM - 2), against JTT and GroupDRO where they ran (differences of seed means, points), and the
+    default's whole-run time over ERM's. A member whose mask oracle stays below ``learnability_floor`` is marked as
+    not counted: no row can learn its object at this budget."""
+    header = ("| Member | role | shortcut | oracle avg (floor) | default - ERM WGA | default - ERM avg "
+              "| meets ERM + 10 / - 2? |")
     peers = [row for row in ("jtt", "group_dro") if row in rows]
-    header += "".join(f" default - {row} WGA |" for row in peers)
-    lines = [header, "|---" * (6 + len(peers)) + "|"]
+    header += "".join(f" default - {row} WGA |" for row in peers) + " time default / ERM |"
+    lines = [header, "|---" * (8 + len(peers)) + "|"]
     for member in members:
         default_worst, default_average = seed_means[member.name, "default"]
         erm_worst, erm_average = seed_means[member.name, "erm"]
@@ -152,7 +163,8 @@ def checks(members: list[SuiteMember], rows: Sequence[str], seed_means: dict[tup
         if not counted[member.name]:
             meets += " (not counted: the oracle stays below the floor)"
         cells = "".join(f" {default_worst - seed_means[member.name, row][0]:+.1f} |" for row in peers)
-        lines.append(f"| {member.name} | {member.role} | {oracle} | {worst:+.1f} | {average:+.1f} | {meets} |{cells}")
+        lines.append(f"| {member.name} | {member.role} | {member.config.shortcut} | {oracle} | {worst:+.1f} | "
+                     f"{average:+.1f} | {meets} |{cells} {times[member.name]:.2f}x |")
     return lines
 
 

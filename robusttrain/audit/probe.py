@@ -1,10 +1,14 @@
-"""Dataset audit without a trained model: how much of the label the background alone predicts.
+"""Dataset audit without a trained model: does something other than the object predict the label?
 
-Each image is reduced to statistics of its background pixels only (colour means and spreads, a joint colour
-histogram, edge density): outside the dilated true mask when there is one, otherwise a border frame of a
-sixth of the image (objects are usually central). A linear probe is cross-validated on these features; if
-it predicts the label clearly above chance, the background carries the label. Backgrounds are also
-clustered (k-means) and the label x cluster table summarised with Cramer's V.
+Two checks of the training estimate (:mod:`robusttrain.estimate`), both out of fold:
+
+- the deciding one: a small CNN trained briefly on the whole images. A shortcut of any kind (colour, texture,
+  layout, a small mark, context) is what a network learns first; where the net predicts labels clearly above
+  chance and its mistakes are sure ones, the split is biased and its mistakes are the flagged minority;
+- the cheap first look: a linear probe on statistics of the background pixels (colour means and spreads, a joint
+  colour histogram, edge density; outside the dilated true mask when there is one, else a border frame of a sixth
+  of the image), reported next to it. Backgrounds are clustered on these statistics (k-means) and the label x
+  cluster table summarised with Cramer's V.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 
 import torch
 
-from ..estimate import LOOKS_AT, background_features, estimate_minority, fit_standardised
+from ..estimate import (LOOKS_AT, background_features, estimate_minority, estimate_minority_network,
+                        fit_standardised, thumbnails)
+from ..estimate.probe import MinorityEstimate
 from .loading import NoReadableImages
 from .samples import sample_scores
 
@@ -66,11 +72,13 @@ def cramers_v(table: torch.Tensor) -> float:
 
 def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters: int = 8,
                   seed: int = 0) -> dict[str, Any]:
-    """Probe accuracy vs chance, the label x background-cluster table, a verdict line, and per sample
-    (``samples``): its background cluster and the probe's out-of-fold view of it (:mod:`.samples`)."""
-    features, labels, ids, paths, sources = [], [], [], [], set()
+    """Both checks' accuracy vs chance, the label x background-cluster table, a verdict line naming what was
+    checked, and per sample (``per_sample``): its background cluster and the network's out-of-fold view of it
+    (:mod:`.samples`)."""
+    features, images, labels, ids, paths, sources = [], [], [], [], [], set()
     for batch in batches:
         features.append(background_features(batch["image"], batch.get("mask")))
+        images.append(thumbnails(batch["image"]))
         labels.append(batch["target"])
         ids += batch["index"].tolist()
         paths += batch["path"]
@@ -78,24 +86,35 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     if not features:
         raise NoReadableImages("dataset audit got no readable images")
     x, y = torch.cat(features), torch.cat(labels).long()
-    estimate = estimate_minority(x, y, num_classes, seed)
-    out_of_fold, accuracy, chance, one_label = (estimate.out_of_fold, estimate.accuracy, estimate.chance,
-                                                estimate.one_label)
-    margin, biased = estimate.margin, estimate.biased
+    looked_at = LOOKS_AT if sources == {"border"} else "colour statistics of the background outside the masks"
+    colour = estimate_minority(x, y, num_classes, seed, looked_at)
+    network = estimate_minority_network(torch.cat(images), y, num_classes, seed)
     counts = torch.bincount(y, minlength=num_classes)
     assignment = kmeans(x, min(clusters, max(2, len(y) // 20)), seed=seed)
     table = torch.zeros(num_classes, int(assignment.max()) + 1, dtype=torch.long)
     table.index_put_((y, assignment), torch.ones_like(y), accumulate=True)
-    looked_at = LOOKS_AT if sources == {"border"} else "colour statistics of the background outside the masks"
-    figures = (f"a probe on {looked_at} predicts the label with {100 * accuracy:.1f}% accuracy vs "
-               f"{100 * chance:.1f}% chance")
-    verdict = (f"BIASED: {figures}" if biased else
-               f"no bias found by {looked_at} ({figures}); this check does not see layout, texture, small marks or "
-               "context next to the object, so the data may still be biased in those")
-    if one_label:
+    verdict = _verdict(network, colour)
+    if network.one_label:
         verdict = f"nothing to audit: all {len(y)} samples have one label, which no background can predict"
-    return {"checked": looked_at, "samples": len(y), "probe_accuracy": accuracy, "chance": chance, "margin": margin,
-            "biased": biased,
+    return {"checked": f"{network.looked_at}; {colour.looked_at}", "samples": len(y),
+            "probe_accuracy": network.accuracy, "chance": network.chance, "margin": network.margin,
+            "sure_mistakes": network.sure_mistakes, "biased": network.biased,
+            "colour_probe": {"looked_at": colour.looked_at, "accuracy": colour.accuracy, "biased": colour.biased},
             "background_from": sorted(sources), "label_counts": counts.tolist(),
             "cluster_table": table.tolist(), "cramers_v": cramers_v(table), "verdict": verdict,
-            "per_sample": sample_scores(ids, paths, y, out_of_fold, assignment, biased)}
+            "per_sample": sample_scores(ids, paths, y, network.out_of_fold, assignment, network.biased)}
+
+
+def _verdict(network: MinorityEstimate, colour: MinorityEstimate) -> str:
+    """One line: biased or not by the network check, with what each check found."""
+    sure = "n/a" if network.sure_mistakes is None else f"{100 * network.sure_mistakes:.0f}%"
+    figures = (f"{network.looked_at} predicts the label with {100 * network.accuracy:.1f}% accuracy vs "
+               f"{100 * network.chance:.1f}% chance, {sure} of its mistakes sure ones; a linear probe on "
+               f"{colour.looked_at} reaches {100 * colour.accuracy:.1f}%")
+    if network.biased:
+        return f"BIASED: {figures}"
+    return (f"no bias found by {network.looked_at} ({figures}); this check does not see a shortcut that a network "
+            "learns only after a few passes over the data")
+
+
+

@@ -126,4 +126,6 @@ def estimate_minority_network(images: torch.Tensor, labels: torch.Tensor, num_cl
     estimate = judge(LOOKS_AT_NETWORK, labels, num_classes,
                      lambda: network_out_of_fold(images, labels, num_classes, seed, device))
     sure = sure_mistakes(estimate.out_of_fold, labels)
+    if math.isnan(sure):  # no mistakes: nothing to flag
+        return replace(estimate, biased=False)
     return replace(estimate, sure_mistakes=sure, biased=estimate.biased and sure >= SURE_SHARE)

@@ -95,16 +95,17 @@ def test_dataset_audit_flags_the_correlated_split_and_clears_the_balanced_one(ti
     balanced = dataset_audit(read_batches(test, 64), 2)
     assert biased["biased"] and biased["probe_accuracy"] > 0.8, biased["verdict"]
     assert not balanced["biased"] and balanced["probe_accuracy"] < 0.7, balanced["verdict"]
-    assert biased["verdict"].startswith("BIASED: a probe on colour statistics of the background outside the masks "
+    assert biased["verdict"].startswith("BIASED: a small CNN trained briefly out of fold on the whole images "
                                         "predicts the label with")
+    assert "a linear probe on colour statistics of the background outside the masks reaches" in biased["verdict"]
     # A check that found nothing names what it checked and what it cannot see; it flags nobody.
-    assert balanced["verdict"].startswith("no bias found by colour statistics of the background outside the masks")
-    assert "does not see layout, texture, small marks or context" in balanced["verdict"]
+    assert balanced["verdict"].startswith("no bias found by a small CNN trained briefly out of fold")
+    assert "does not see a shortcut that a network learns only after a few passes" in balanced["verdict"]
     assert not any(row["bias_conflicting"] for row in balanced["per_sample"])
     assert biased["cramers_v"] > balanced["cramers_v"]
     without_masks = dataset_audit(({k: v for k, v in b.items() if k != "mask"} for b in read_batches(train, 64)), 2)
     assert without_masks["background_from"] == ["border"] and without_masks["biased"]
-    assert without_masks["checked"] == "colour statistics of the border frame"
+    assert without_masks["colour_probe"]["looked_at"] == "colour statistics of the border frame"
 
 
 def test_cli_skips_corrupt_files_resumes_and_writes_a_report(tiny_benchmark: Path, tmp_path: Path) -> None:

@@ -65,6 +65,48 @@ def test_mask_marks_exactly_the_pasted_object() -> None:
     assert not np.array_equal(image[mask == 0], other[mask == 0])
 
 
+def _backgrounds(kind: str, place: int, count: int = 40) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Mean colour of the background pixels of ``count`` samples of class 0 at ``place``, and their images."""
+    config = BenchmarkConfig(shortcut=kind, shapes=("tee", "triangle"), domains=("masonry", "interior"), seed=3)
+    means, images = [], []
+    for i in range(count):
+        image, mask = render_sample(config, "train", i, y=0, place=place)
+        means.append(image[mask < 0.01].mean(0))
+        images.append((image, mask))
+    return np.mean(means, 0), images
+
+
+@pytest.mark.parametrize("kind", ["texture", "mark", "context"])
+def test_a_non_colour_shortcut_keeps_the_colours_of_every_place(kind: str) -> None:
+    colour_gap = np.abs(_backgrounds("colour", 0)[0] - _backgrounds("colour", 1)[0]).max()
+    first, images = _backgrounds(kind, 0)
+    second, others = _backgrounds(kind, 1)
+    assert colour_gap > 20 and np.abs(first - second).max() < 8  # the same photo pool at every place
+    for (image, mask), (other, other_mask) in zip(images, others, strict=True):
+        assert np.array_equal(mask, other_mask)  # the place changes only the background
+        assert np.array_equal(image[mask == 1.0], other[mask == 1.0])
+        assert not np.array_equal(image[mask == 0], other[mask == 0])
+
+
+def _place_difference(kind: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels that differ between places 0 and 1 of sample ``i`` (same draws otherwise), and the object mask."""
+    config = BenchmarkConfig(shortcut=kind, image_size=64, seed=4)
+    first, mask = render_sample(config, "train", i, y=0, place=0)
+    second, _ = render_sample(config, "train", i, y=0, place=1)
+    return np.abs(first.astype(int) - second.astype(int)).sum(2) > 0, mask
+
+
+def test_a_mark_is_small_and_misses_the_object_and_context_touches_it() -> None:
+    for i in range(10):
+        changed, mask = _place_difference("mark", i)
+        assert 0 < changed.sum() <= 2 * (0.26 * 64) ** 2 and not changed[mask > 0.99].any()
+        changed, mask = _place_difference("context", i)
+        object_rows, changed_rows = np.nonzero(mask.max(1) > 0.5)[0], np.nonzero(changed.any(1))[0]
+        assert changed.any() and not changed[mask > 0.99].any()
+        assert changed_rows.min() <= object_rows.max() + 2  # the strip starts at the object's lower edge
+        assert changed_rows.max() <= object_rows.max() + 0.3 * 64  # and stays next to it
+
+
 def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_benchmark: Path) -> None:
     assert generate_benchmark(tiny_benchmark, TINY) == tiny_benchmark
     with pytest.raises(FileExistsError, match="another config"):
@@ -74,7 +116,8 @@ def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_ben
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"num_classes": 9}, "num_classes"), ({"correlation": 1.5}, "correlation"), ({"n_val": 3}, "n_val"),
-     ({"shapes": ("cross", "blob")}, "shapes"), ({"image_size": 8}, "image_size")],
+     ({"shapes": ("cross", "blob")}, "shapes"), ({"image_size": 8}, "image_size"),
+     ({"shortcut": "smell"}, "unknown shortcut kind 'smell'")],
 )
 def test_bad_config_is_rejected_with_its_name(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

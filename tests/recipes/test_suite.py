@@ -40,6 +40,18 @@ def test_the_second_suite_reserves_fresh_members_and_keeps_what_differs() -> Non
     assert recipe_default_suite() == SUITES / "suite_v2.yaml"
 
 
+def test_the_third_suite_has_shortcut_kinds_and_one_kind_only_in_reserved_members() -> None:
+    earlier = {m.config for v in ("suite_v1.yaml", "suite_v2.yaml") for m in load_suite(SUITES / v)
+               if m.role == "reserved"}
+    members = load_suite(SUITES / "suite_v3.yaml")
+    kinds = {role: {m.config.shortcut for m in members if m.role == role} for role in ("development", "reserved")}
+    assert kinds["development"] >= {"colour", "texture", "mark"}
+    assert kinds["reserved"] - kinds["development"] == {"context"}  # transfer to a kind nobody tuned on
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert not earlier & set(reserved) and len({c.seed for c in reserved}) == len(reserved)
+    assert any(m.config.correlation == 0.5 for m in members if m.role == "development")  # a member without bias
+
+
 def recipe_default_suite() -> Path:
     return Path(_recipe().build_parser().get_default("suite"))
 
@@ -87,9 +99,9 @@ def test_a_member_whose_mask_oracle_stays_near_chance_is_not_counted() -> None:
                   ("four", "erm"): (0.0, 25.0), ("four", "default"): (40.0, 70.0), ("four", "oracle"): (50.0, 63.0)}
     counted = recipe.learnable([two, four], seed_means)
     assert counted == {"two": False, "four": True}
-    lines = recipe.checks([two, four], ["erm", "default", "oracle"], seed_means, counted)
+    lines = recipe.checks([two, four], ["erm", "default", "oracle"], seed_means, counted, {"two": 1.1, "four": 1.25})
     not_counted = "NO (not counted: the oracle stays below the floor)"
-    assert lines[2] == f"| two | reserved | 74.0 (75.0) | +5.0 | +1.0 | {not_counted} |"
-    assert lines[3] == "| four | reserved | 63.0 (62.5) | +40.0 | +45.0 | yes |"
+    assert lines[2] == f"| two | reserved | colour | 74.0 (75.0) | +5.0 | +1.0 | {not_counted} | 1.10x |"
+    assert lines[3] == "| four | reserved | colour | 63.0 (62.5) | +40.0 | +45.0 | yes | 1.25x |"
     del seed_means["two", "oracle"]  # no oracle row: learnability is not checked, the member counts
     assert recipe.learnable([two], seed_means) == {"two": True}
