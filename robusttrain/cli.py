@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     commands.add_parser("train", add_help=False, help="train a model with callbacks (flags: robusttrain train --help)")
     audit = commands.add_parser("audit", help="audit a dataset (and a model) for background bias; HTML report",
-                                description="Without --model: the dataset audit (does the background alone "
-                                "predict the label?). With --model: also the per-image model audit.")
+                                description="Without --model: the dataset audit (does something a network learns "
+                                "first, other than the object, predict the label?). With --model: also the "
+                                "per-image model audit.")
     audit.add_argument("--data", required=True,
                        help="dataset folder (Waterbirds, Backgrounds Challenge or class folders)")
     audit.add_argument("--split", default="train")

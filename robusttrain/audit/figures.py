@@ -1,5 +1,5 @@
 """Pictures of what the dataset audit found, as HTML fragments with inlined thumbnails: backgrounds per cluster
-and label, and the samples the background probe finds most misleading (with the model's heat maps)."""
+and label, and the samples the out-of-fold estimate finds most misleading (with the model's heat maps)."""
 
 from __future__ import annotations
 
@@ -77,10 +77,10 @@ def cluster_grid(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequ
 
 def conflicting_lists(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequence[str],
                       top: int = TOP_CONFLICTING, model: nn.Module | None = None, method: str = "gradcam") -> str:
-    """Per label, the flagged samples whose background most suggests another label (lowest out-of-fold probe
+    """Per label, the flagged samples whose background most suggests another label (lowest out-of-fold
     probability of their label), with the model's heat maps when a model is given."""
-    parts = ["<h3>Most bias-conflicting samples per label</h3><p>The background probe, which never saw them, "
-             "gives their label the lowest probability: their backgrounds look like another class's.</p>"]
+    parts = ["<h3>Most bias-conflicting samples per label</h3><p>The out-of-fold net, which never saw them, gives "
+             "their label the lowest probability: what it learned first (the shortcut) points to another class.</p>"]
     map_method = create_map_method(method, model) if model is not None else None
     for label, name in enumerate(class_names):
         flagged = sorted((r for r in rows if r["label"] == label and r["bias_conflicting"]),

@@ -18,31 +18,31 @@ from typing import Any
 
 import torch
 
-from ..estimate import (LOOKS_AT, background_features, estimate_minority, estimate_minority_network,
-                        fit_standardised, thumbnails)
+from ..estimate import LOOKS_AT, background_features, estimate_minority, estimate_minority_network, thumbnails
+from ..estimate.network import fit_shortcut_net
 from ..estimate.probe import MinorityEstimate
 from .loading import NoReadableImages
 from .samples import sample_scores
 
 
-class BackgroundProbe:
-    """A label predictor from border-frame background features, fitted on one split (the biased training split)
-    and applied to another: which label each image's background suggests."""
+class ShortcutProbe:
+    """What a network learns first from one split (the biased training split: :func:`fit_shortcut_net`), applied
+    to another: which label each image's shortcut suggests."""
 
-    def __init__(self, batches: Iterable[dict[str, Any]], weight_decay: float = 1e-3, steps: int = 200) -> None:
-        features, labels = [], []
+    def __init__(self, batches: Iterable[dict[str, Any]], seed: int = 0) -> None:
+        images, labels = [], []
         for batch in batches:
-            features.append(background_features(batch["image"]))
+            images.append(thumbnails(batch["image"]))
             labels.append(batch["target"])
-        if not features:
-            raise NoReadableImages("background probe got no readable images")
+        if not images:
+            raise NoReadableImages("shortcut probe got no readable images")
         y = torch.cat(labels).long()
-        self.score = fit_standardised(torch.cat(features), y, int(y.max()) + 1, weight_decay, steps)
+        self.net = fit_shortcut_net(torch.cat(images), y, int(y.max()) + 1, seed)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """The label each image's background suggests, ``(B,)``."""
-        return self.score(background_features(images)).argmax(1)
+        """The label each image's shortcut suggests, ``(B,)``."""
+        return self.net(thumbnails(images).float().div_(255)).argmax(1)
 
 
 def kmeans(features: torch.Tensor, clusters: int, seed: int = 0, steps: int = 50) -> torch.Tensor:

@@ -26,7 +26,7 @@ from .groups import (
 )
 from .loading import NoReadableImages, load_audit_model, model_fingerprint, open_dataset, read_batches
 from .model_audit import audit_model, example_maps, split_maps, summarize_records
-from .probe import BackgroundProbe, dataset_audit
+from .probe import ShortcutProbe, dataset_audit
 from .report import write_report, write_sample_tables
 from .verdict import conflict_accuracy, model_verdict
 
@@ -179,22 +179,22 @@ def _model_section(args: argparse.Namespace, model: Any, dataset: Any, output: P
 def _conflict_flags(args: argparse.Namespace, dataset: Any, data_audit: dict[str, Any] | None,
                     samples: list[dict[str, Any]]) -> tuple[dict[int, bool], str] | None:
     """Which samples' backgrounds suggest another label, and how that was decided: the dataset audit's
-    out-of-fold flags when it found this split biased, otherwise a probe fitted on the training split (the
+    out-of-fold flags when it found this split biased, otherwise a shortcut net fitted on the training split (the
     usual case for a balanced test split). ``None`` when neither exists."""
     if data_audit and data_audit["biased"]:
-        return {r["id"]: r["bias_conflicting"] for r in samples}, "out-of-fold background probe on this split"
+        return {r["id"]: r["bias_conflicting"] for r in samples}, "out-of-fold shortcut net on this split"
     if args.split == "train":
         return None
     try:
-        reference = open_dataset(args.data, "train", args.image_size, args.masks_dir)  # border features only
+        reference = open_dataset(args.data, "train", args.image_size, args.masks_dir)
     except (FileNotFoundError, ValueError):
         return None
-    probe = BackgroundProbe(read_batches(reference, args.batch_size))
+    probe = ShortcutProbe(read_batches(reference, args.batch_size))
     flags: dict[int, bool] = {}
     for batch in read_batches(dataset, args.batch_size):
         flags.update(zip(batch["index"].tolist(), (probe.predict(batch["image"]) != batch["target"]).tolist(),
                          strict=True))
-    return flags, "background probe fitted on the train split"
+    return flags, "shortcut net fitted on the train split"
 
 
 def _resumable_records(args: argparse.Namespace, model: Any, dataset: Any, output: Path,

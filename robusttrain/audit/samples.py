@@ -1,7 +1,8 @@
-"""Per-sample findings of the dataset audit: which samples the background misleads, and a weight for each.
+"""Per-sample findings of the dataset audit: which samples the shortcut misleads, and a weight for each.
 
-A sample is *estimated bias-conflicting* when the background probe, predicting it out of fold (from a model that
-never saw it), gets its label wrong: its background looks like another class's. On biased data these are the
+A sample is *estimated bias-conflicting* when the out-of-fold estimate (a small net trained briefly on the other
+fold: what a network learns first), gets its label wrong on a split it found biased: its shortcut (background,
+mark, texture...) looks like another class's. On biased data these are the
 minority groups (a landbird on water) that an ERM model fails on. The suggested weight balances, within each
 label, the flagged and the unflagged samples (each half of the label's mass), the group-balanced sampling of
 the estimated groups; on data without a clear bias every weight is 1 (the probe's mistakes are then noise).

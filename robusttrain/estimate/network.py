@@ -87,6 +87,16 @@ def _train_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, ge
     return net.eval()
 
 
+def fit_shortcut_net(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
+                     device: torch.device | str = "cpu") -> ShortcutNet:
+    """One :class:`ShortcutNet` trained briefly on all of ``images`` (uint8 thumbnails), in eval mode: what a
+    network learns first from this split, to apply to another split. The global RNG is untouched."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _train_fold(images, labels, num_classes, torch.Generator().manual_seed(seed), device)
+
+
 def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
                         device: torch.device | str = "cpu") -> torch.Tensor:
     """Class probabilities ``(N, K)`` of :class:`ShortcutNet` for ``images`` (uint8 ``(N, 3, s, s)`` from
