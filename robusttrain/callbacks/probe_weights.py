@@ -29,12 +29,10 @@ from typing import Any
 
 import torch
 
-from ..estimate import (background_features, balanced_weights, estimate_minority, estimate_minority_network,
-                        thumbnails)
+from ..estimate import background_features, balanced_weights, estimate_minority, estimate_minority_network, thumbnails
 from ..types import Batch, TrainState
 from .base import Callback
 from .registry import CALLBACKS
-
 
 PROBES = ("network", "colour")
 BLIND_TO = {"network": "a shortcut that a network learns only after a few passes over the data",
@@ -194,9 +192,9 @@ class ProbeWeightCallback(Callback):
             if self.max_weight is not None:
                 weights = weights.clamp(max=self.max_weight)
             self.weights = dict(zip(ids, weights.tolist(), strict=True))
-        self.summary = {"probe": self.probe, "looked_at": estimate.looked_at, "samples": len(ids), "probe_accuracy": estimate.accuracy,
-                        "chance": estimate.chance, "margin": estimate.margin, "sure_mistakes": estimate.sure_mistakes,
-                        "biased": estimate.biased,
+        self.summary = {"probe": self.probe, "looked_at": estimate.looked_at, "samples": len(ids),
+                        "probe_accuracy": estimate.accuracy, "chance": estimate.chance, "margin": estimate.margin,
+                        "sure_mistakes": estimate.sure_mistakes, "biased": estimate.biased,
                         "flagged": int(estimate.flagged.sum()) if estimate.biased else 0,
                         "decision": "resample the flagged minority" if estimate.biased else "train as plain ERM"}
         self.views.clear()

@@ -4,8 +4,15 @@ of the background with their linear probe (:mod:`.features`, :mod:`.probe`), and
 
 from .features import HISTOGRAM_BINS, LOOKS_AT, background_features, background_region
 from .network import LOOKS_AT_NETWORK, estimate_minority_network, thumbnails
-from .probe import (BIAS_MARGIN, MinorityEstimate, estimate_minority, fit_logistic, fit_standardised, judge,
-                    probe_out_of_fold)
+from .probe import (
+                    BIAS_MARGIN,
+                    MinorityEstimate,
+                    estimate_minority,
+                    fit_logistic,
+                    fit_standardised,
+                    judge,
+                    probe_out_of_fold,
+)
 from .weights import balanced_weights
 
 __all__ = ["BIAS_MARGIN", "HISTOGRAM_BINS", "LOOKS_AT", "LOOKS_AT_NETWORK", "MinorityEstimate", "background_features",

@@ -1,0 +1,125 @@
+"""The audit's verdicts checked against the truth on a benchmark suite's members, for every shortcut kind.
+
+1. Dataset audit of each member's training split, as a user without masks runs it (``--ignore-masks``): does it
+   say BIASED, and how well do its flags find the true minority (precision and recall against ``place != y``;
+   the bar of #28: both >= 0.7 on every learnable member)?
+2. Model audit (``--ignore-masks``, ``--max-images`` evenly spaced test images) of every finished training run of
+   the suite (``--output-dir`` of ``recipes/suite.py``: ``<member>/<row>/seed_<s>``), on a copy of the member
+   whose metadata hides the groups (every ``place`` 0, no masks, no benchmark.json): the verdict then rests on
+   the signals a user without group labels has (the views, the samples whose shortcut suggests another label),
+   not on the true groups. Its verdict next to the run's true test worst-group and average accuracy. The bar:
+   "USES THE BACKGROUND" (or "RELIES ON THE BACKGROUND") for every model whose worst group is under 20% while its
+   average is over 60%, and "relies on the object" for none of them.
+
+Example:
+    python bench/suite_verdicts.py --suite configs/suite/suite_v3.yaml --members all \
+        --runs reports/suite_v3 --data-root data/suite_v3 --output reports/suite_v3_verdicts
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from robusttrain.cli import main as cli
+from robusttrain.data.benchmark import load_suite
+
+SHORTCUT_WORDS = ("USES THE BACKGROUND", "RELIES ON THE BACKGROUND")
+BAR_WORST, BAR_AVERAGE = 0.20, 0.60  # a model below the first while above the second has learned the shortcut
+
+
+def audit(args: list[str], output: Path) -> dict:
+    """``robusttrain audit`` into ``output`` (reused when its report exists), its report.json."""
+    if not (output / "report.json").exists():
+        if cli([*args, "--output", str(output), "--ignore-masks", "--no-progress", "--fresh"]) != 0:
+            raise SystemExit(f"audit failed: {args}")
+    return json.loads((output / "report.json").read_text())
+
+
+def hidden_groups(data: Path, into: Path) -> Path:
+    """A view of a Waterbirds-layout member without its groups: images linked, metadata with every place 0 and no
+    mask column, no benchmark.json (names then come from the layout)."""
+    into.mkdir(parents=True, exist_ok=True)
+    for entry in data.iterdir():
+        if entry.name not in ("metadata.csv", "masks", "benchmark.json") and not (into / entry.name).exists():
+            (into / entry.name).symlink_to(entry.resolve())
+    with open(data / "metadata.csv", newline="") as handle:
+        rows = [{**row, "place": "0"} for row in csv.DictReader(handle)]
+    columns = [c for c in rows[0] if c != "mask_filename"]
+    with open(into / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return into
+
+
+def dataset_rows(members: list, data_root: Path, out: Path) -> list[str]:
+    lines = ["| member | shortcut | verdict | flagged | true minority | precision | recall | both >= 0.7? |",
+             "|---|---|---|---|---|---|---|---|"]
+    for member in members:
+        report = audit(["audit", "--data", str(data_root / member.name), "--split", "train"],
+                       out / "dataset" / member.name)
+        found = report["dataset_audit"]["groups"]["recovery"]
+        verdict = report["dataset_audit"]["verdict"].split(":")[0]
+        precision, recall = found["precision"] or 0.0, found["recall"] or 0.0
+        lines.append(f"| {member.name} | {member.config.shortcut} | {verdict} | {found['flagged']} | "
+                     f"{found['true_minority']} | {precision:.2f} | {recall:.2f} | "
+                     f"{'yes' if min(precision, recall) >= 0.7 else 'NO'} |")
+    return lines
+
+
+def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Path) -> list[str]:
+    lines = ["| member | shortcut | row | seed | test worst group | test average | verdict | meets the bar? |",
+             "|---|---|---|---|---|---|---|---|"]
+    misses = []
+    for member in members:
+        data = hidden_groups(data_root / member.name, out / "hidden_groups" / member.name)
+        for run in sorted((runs / member.name).glob("*/seed_*")):
+            if not (run / "model.pt").exists() or not (run / "metrics.json").exists():
+                continue
+            groups = json.loads((run / "metrics.json").read_text())["groups"]
+            worst, average = groups["worst_group_accuracy"], groups["average_accuracy"]
+            report = audit(["audit", "--data", str(data), "--split", "test", "--model", str(run),
+                            "--no-dataset-audit", "--max-images", str(images)],
+                           out / "model" / member.name / run.parent.name / run.name)
+            verdict = report["model_summary"]["verdict"]
+            says_shortcut = verdict.startswith(SHORTCUT_WORDS)
+            learned_shortcut = worst < BAR_WORST and average > BAR_AVERAGE
+            meets = "n/a"
+            if learned_shortcut:
+                meets = "yes" if says_shortcut else "NO"
+                misses += [] if says_shortcut else [f"{member.name}/{run.parent.name}/{run.name}"]
+            lines.append(f"| {member.name} | {member.config.shortcut} | {run.parent.name} | {run.name[5:]} | "
+                         f"{100 * worst:.1f} | {100 * average:.1f} | {verdict.split(':')[0]} | {meets} |")
+    relevant = [line for line in lines[2:] if not line.endswith("| n/a |")]
+    lines.append("")
+    lines.append(f"Models under {100 * BAR_WORST:.0f}% worst group and over {100 * BAR_AVERAGE:.0f}% average: "
+                 f"{len(relevant)}; verdict says the background for {len(relevant) - len(misses)}"
+                 + (f"; misses: {', '.join(misses)}" if misses else ""))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", required=True)
+    parser.add_argument("--members", nargs="+", default=["all"], help="development, reserved, all or names")
+    parser.add_argument("--runs", required=True, help="recipes/suite.py --output-dir")
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--images", type=int, default=400, help="test images per model audit")
+    parser.add_argument("--output", default="reports/suite_verdicts")
+    parser.add_argument("--no-models", action="store_true", help="dataset audits only")
+    args = parser.parse_args()
+    members = [m for m in load_suite(args.suite)
+               if "all" in args.members or m.role in args.members or m.name in args.members]
+    out = Path(args.output)
+    text = dataset_rows(members, Path(args.data_root), out)
+    if not args.no_models:
+        text += ["", *model_rows(members, Path(args.data_root), Path(args.runs), args.images, out)]
+    (out / "verdicts.md").write_text("\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()

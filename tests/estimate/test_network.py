@@ -1,0 +1,54 @@
+"""The network-eyed minority estimate: it finds a non-colour shortcut's minority, stays quiet without a shortcut,
+is reproducible and leaves the global RNG alone."""
+
+from __future__ import annotations
+
+import torch
+
+from robusttrain.estimate import estimate_minority_network, thumbnails
+from robusttrain.estimate.network import PROBE_SIDE, sure_mistakes
+
+
+def _striped(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grey noise with faint stripes, horizontal (place 0) or vertical (place 1): same colours either way."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % 2
+    minority = torch.rand(count, generator=generator) > correlation
+    place = torch.where(minority, 1 - labels, labels)
+    images = 0.4 + 0.2 * torch.rand(count, 3, 32, 32, generator=generator)
+    wave = (torch.arange(32) % 6 < 3).float() * 0.2
+    images += torch.where(place[:, None, None, None] == 0, wave[None, None, :, None], wave[None, None, None, :])
+    return images.clamp(0, 1), labels, minority
+
+
+def test_the_flags_are_the_minority_of_a_texture_shortcut() -> None:
+    images, labels, minority = _striped(400, correlation=0.9)
+    estimate = estimate_minority_network(thumbnails(images), labels, 2)
+    assert estimate.biased and estimate.sure_mistakes >= 0.5
+    flagged = estimate.flagged
+    assert (flagged & minority).sum() / flagged.sum() >= 0.8 and (flagged & minority).sum() / minority.sum() >= 0.8
+
+
+def test_labels_nothing_predicts_are_not_called_biased_and_nothing_leaks() -> None:
+    images, _, _ = _striped(400, correlation=0.9)
+    noise = torch.randint(0, 2, (400,), generator=torch.Generator().manual_seed(5))  # unrelated to the images
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = estimate_minority_network(thumbnails(images), noise, 2, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's random stream is untouched
+    second = estimate_minority_network(thumbnails(images), noise, 2, seed=3)
+    assert torch.equal(first.out_of_fold, second.out_of_fold)  # reproducible from the seed
+    assert not first.biased and first.accuracy < 0.6
+
+
+def test_thumbnails_are_small_uint8_copies() -> None:
+    big = torch.rand(2, 3, 200, 100)
+    small = thumbnails(big)
+    assert small.dtype == torch.uint8 and small.shape == (2, 3, PROBE_SIDE, PROBE_SIDE // 2)
+    assert thumbnails(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)  # never enlarged
+
+
+def test_sure_mistakes_count_confident_wrong_answers_only() -> None:
+    labels = torch.tensor([0, 0, 1, 1])
+    probabilities = torch.tensor([[0.9, 0.1], [0.05, 0.95], [0.45, 0.55], [0.6, 0.4]])
+    assert sure_mistakes(probabilities, labels) == 0.5  # of two mistakes, one gives the label 0.05 < 0.4 / 2
