@@ -25,7 +25,7 @@ from torch import nn
 from .probe import MinorityEstimate, judge
 
 LOOKS_AT_NETWORK = "a small CNN trained briefly out of fold on the whole images"
-PROBE_SIDE = 64  # images are shrunk to at most this side for the net (a cost cap, not a dataset unit)
+PROBE_SIDE = 32  # images are shrunk to at most this side for the net (a cost cap, not a dataset unit)
 FOLDS = 2
 EPOCHS = 4  # passes of each fold's net over its training part ...
 MIN_STEPS = 100  # ... but at least this many updates, so a small set still trains the net
