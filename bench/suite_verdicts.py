@@ -114,6 +114,7 @@ def main() -> None:
     members = [m for m in load_suite(args.suite)
                if "all" in args.members or m.role in args.members or m.name in args.members]
     out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
     text = dataset_rows(members, Path(args.data_root), out)
     if not args.no_models:
         text += ["", *model_rows(members, Path(args.data_root), Path(args.runs), args.images, out)]

@@ -44,6 +44,12 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
                "--output-dir", str(out), "--data-root", str(tmp / "data")]
         training, result, row = (["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"],
                                  out / "suite.md", "| erm |")
+    elif script == "bench/suite_verdicts.py":  # the dataset audits of one member (the tiny benchmark)
+        (tmp / "data").mkdir()
+        (tmp / "data" / "dev_cross_ring").symlink_to(data)
+        own = ["--members", "dev_cross_ring", "--data-root", str(tmp / "data"), "--runs", str(tmp / "runs"),
+               "--output", str(out), "--no-models"]
+        training, result, row = [], out / "verdicts.md", "| dev_cross_ring | colour | BIASED |"
     elif script == "recipes/compare.py":
         own = ["--seeds", "0", "--output-dir", str(out)]
         training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "compare.md", "| ERM |"
@@ -51,6 +57,8 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
         raise AssertionError(f"BENCHMARKS.md runs {script}: add its tiny budget here")
     cut = args.index("--extra") if "--extra" in args else len(args)
     extra = args[cut + 1:] if cut < len(args) else []
+    if script.startswith("bench/"):  # takes no training flags
+        return [sys.executable, script, *args[:cut], *own], result, row
     return [sys.executable, script, *args[:cut], *own, "--extra", *extra, *training], result, row
 
 

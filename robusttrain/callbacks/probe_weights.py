@@ -109,6 +109,7 @@ class ProbeWeightCallback(Callback):
         if not self.views:
             raise ValueError("probe_weights: the pass before training gave no samples")
         self.fit(self.device_of(state))  # every process saw the whole training set: no gathering
+        self.agree()
         self.announce(state)
 
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
@@ -163,7 +164,16 @@ class ProbeWeightCallback(Callback):
                 self.labels.update(labels)
         if self.views:
             self.fit(self.device_of(state))
+            self.agree()
             self.announce(state)
+
+    def agree(self) -> None:
+        """With several processes, every one takes the main process's estimate (a net trained on a GPU need not
+        come out bit-identical on each, and the sampler's weights must be one)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            decided = [(self.weights, self.summary)]
+            torch.distributed.broadcast_object_list(decided, src=0)
+            self.weights, self.summary = decided[0]
 
     def announce(self, state: TrainState) -> None:
         """The decision in one line on the main process's console."""

@@ -6,11 +6,15 @@ briefly, out of fold, with the generalised cross-entropy loss that LfF uses to a
 each sample from a model that never saw it. Where a shortcut exists, it predicts most samples right and
 *confidently* wrong the samples that conflict with the shortcut; where none exists, its out-of-fold mistakes are
 hesitant. So the split counts as biased when the net clears chance by the margin *and* most of its mistakes are sure
-ones (:data:`SURE_SHARE`). On the suite's development members (v3): a shortcut's mistakes are 70-100% sure ones,
-a net that starts to learn the object on an unbiased member makes 36%.
+ones (:data:`SURE_SHARE`). On suite v3's development members (2,400 training images): the colour and texture
+shortcuts' mistakes are 84-100% sure ones, with flags of precision 0.96-1.0 and recall 0.85-1.0; on the member
+without a shortcut the net reaches 58% (chance 50%) with 40% sure mistakes. The small-mark member's mark is not
+learned in these few passes at 32 px (40% sure mistakes: no bias found; ERM's own model learns the object first
+there, worst group 91.7).
 
 The net is the estimate's own (not the user's model), so its cost does not grow with the user's model: images are
-shrunk to at most :data:`PROBE_SIDE` pixels a side.
+shrunk to at most :data:`PROBE_SIDE` pixels a side (at 64 px the estimate cost about 6 epochs of the built-in
+benchmark's ERM; at 32 px a quarter of that).
 """
 
 from __future__ import annotations

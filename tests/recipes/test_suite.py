@@ -37,7 +37,6 @@ def test_the_second_suite_reserves_fresh_members_and_keeps_what_differs() -> Non
     configs = [m.config for m in members]
     assert {c.num_classes for c in configs} >= {2, 3, 4} and {c.image_size for c in configs} == {64, 128}
     assert {c.correlation for c in configs} == {0.9, 0.95, 0.99}
-    assert recipe_default_suite() == SUITES / "suite_v2.yaml"
 
 
 def test_the_third_suite_has_shortcut_kinds_and_one_kind_only_in_reserved_members() -> None:
@@ -50,6 +49,7 @@ def test_the_third_suite_has_shortcut_kinds_and_one_kind_only_in_reserved_member
     reserved = [m.config for m in members if m.role == "reserved"]
     assert not earlier & set(reserved) and len({c.seed for c in reserved}) == len(reserved)
     assert any(m.config.correlation == 0.5 for m in members if m.role == "development")  # a member without bias
+    assert recipe_default_suite() == SUITES / "suite_v3.yaml"
 
 
 def recipe_default_suite() -> Path:
@@ -74,14 +74,14 @@ def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_development_members_run_four_rows(tmp_path: Path) -> None:
     recipe = _recipe()
-    assert recipe.main(["--members", "dev_cross_ring", "dev_four_way", "--rows", "erm", "default", "group_dro",
+    assert recipe.main(["--members", "dev_cross_ring", "dev_texture_tee_triangle", "--rows", "erm", "default", "group_dro",
                         "oracle", "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
                         "--data-root", str(tmp_path / "data"),
                         "--extra", "--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"]) == 0
     text = (tmp_path / "out" / "suite.md").read_text()
-    assert "| dev_four_way | development | group_dro | training groups | last step |" in text
+    assert "| dev_texture_tee_triangle | development | group_dro | training groups | last step |" in text
     checks = text.split("meets ERM + 10 / - 2?")[1]  # the default's checks
-    assert "| dev_four_way | development | " in checks
+    assert "| dev_texture_tee_triangle | development | texture | " in checks
     assert "(not counted: the oracle stays below the floor)" in checks  # two steps learn no object
     assert "| erm | class | none (0.0 [2]) | n/a | n/a |" in text  # nothing learnable; no reserved member ran
     assert not any(path.name.startswith("reserved") for path in (tmp_path / "data").iterdir())
