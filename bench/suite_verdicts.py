@@ -61,8 +61,15 @@ def dataset_rows(members: list, data_root: Path, out: Path) -> list[str]:
     for member in members:
         report = audit(["audit", "--data", str(data_root / member.name), "--split", "train"],
                        out / "dataset" / member.name)
-        found = report["dataset_audit"]["groups"]["recovery"]
-        verdict = report["dataset_audit"]["verdict"].split(":")[0]
+        dataset = report["dataset_audit"]
+        found = dataset["groups"]["recovery"]
+        verdict = "BIASED" if dataset["biased"] else "no bias found"
+        if dataset.get("biased_by_place"):
+            verdict += " (place column: biased)"
+        if found["balanced"]:
+            lines.append(f"| {member.name} | {member.config.shortcut} | {verdict} | {found['flagged']} | "
+                         "none (groups balanced) | n/a | n/a | n/a |")
+            continue
         precision, recall = found["precision"] or 0.0, found["recall"] or 0.0
         lines.append(f"| {member.name} | {member.config.shortcut} | {verdict} | {found['flagged']} | "
                      f"{found['true_minority']} | {precision:.2f} | {recall:.2f} | "
@@ -84,7 +91,7 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
             report = audit(["audit", "--data", str(data), "--split", "test", "--model", str(run),
                             "--no-dataset-audit", "--max-images", str(images)],
                            out / "model" / member.name / run.parent.name / run.name)
-            verdict = report["model_summary"]["verdict"]
+            verdict = report["model_summary"]["verdict"].split(":")[0]
             says_shortcut = verdict.startswith(SHORTCUT_WORDS)
             learned_shortcut = worst < BAR_WORST and average > BAR_AVERAGE
             meets = "n/a"
@@ -92,7 +99,7 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
                 meets = "yes" if says_shortcut else "NO"
                 misses += [] if says_shortcut else [f"{member.name}/{run.parent.name}/{run.name}"]
             lines.append(f"| {member.name} | {member.config.shortcut} | {run.parent.name} | {run.name[5:]} | "
-                         f"{100 * worst:.1f} | {100 * average:.1f} | {verdict.split(':')[0]} | {meets} |")
+                         f"{100 * worst:.1f} | {100 * average:.1f} | {verdict} | {meets} |")
     relevant = [line for line in lines[2:] if not line.endswith("| n/a |")]
     lines.append("")
     lines.append(f"Models under {100 * BAR_WORST:.0f}% worst group and over {100 * BAR_AVERAGE:.0f}% average: "
