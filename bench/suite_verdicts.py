@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 from pathlib import Path
 
 from robusttrain.cli import main as cli
@@ -39,12 +40,16 @@ def audit(args: list[str], output: Path) -> dict:
 
 
 def hidden_groups(data: Path, into: Path) -> Path:
-    """A view of a Waterbirds-layout member without its groups: images linked, metadata with every place 0 and no
-    mask column, no benchmark.json (names then come from the layout)."""
+    """A view of a Waterbirds-layout member without its groups: images hard-linked (the loader refuses symlinks out
+    of the tree), metadata with every place 0 and no mask column, no benchmark.json (names then come from the
+    layout)."""
     into.mkdir(parents=True, exist_ok=True)
-    for entry in data.iterdir():
-        if entry.name not in ("metadata.csv", "masks", "benchmark.json") and not (into / entry.name).exists():
-            (into / entry.name).symlink_to(entry.resolve())
+    for folder in data.iterdir():
+        if folder.is_dir() and folder.name != "masks":
+            (into / folder.name).mkdir(exist_ok=True)
+            for image in folder.iterdir():
+                if not (into / folder.name / image.name).exists():
+                    os.link(image, into / folder.name / image.name)
     with open(data / "metadata.csv", newline="") as handle:
         rows = [{**row, "place": "0"} for row in csv.DictReader(handle)]
     columns = [c for c in rows[0] if c != "mask_filename"]

@@ -63,14 +63,14 @@ def _marked_scenes(count: int, correlation: float, seed: int = 0) -> tuple[torch
     labels = torch.arange(count) % 2
     minority = torch.rand(count, generator=generator) > correlation
     place = torch.where(minority, 1 - labels, labels)
-    images = 0.4 + 0.2 * torch.rand(count, 3, 24, 24, generator=generator)
-    corners = torch.randint(0, 16, (count, 2), generator=generator)
+    images = 0.4 + 0.2 * torch.rand(count, 3, 32, 32, generator=generator)
+    corners = torch.randint(0, 22, (count, 2), generator=generator)
     inks = (torch.rand(count, generator=generator) > 0.5).float()
     for i, ((top, left), ink) in enumerate(zip(corners.tolist(), inks.tolist(), strict=True)):
         if place[i] == 0:
-            images[i, :, top + 3 : top + 5, left : left + 8] = ink
+            images[i, :, top + 4 : top + 7, left : left + 10] = ink
         else:
-            images[i, :, top : top + 8, left + 3 : left + 5] = ink
+            images[i, :, top : top + 10, left + 4 : left + 7] = ink
     return images, labels, minority
 
 
