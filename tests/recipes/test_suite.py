@@ -74,8 +74,8 @@ def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_development_members_run_four_rows(tmp_path: Path) -> None:
     recipe = _recipe()
-    assert recipe.main(["--members", "dev_cross_ring", "dev_texture_tee_triangle", "--rows", "erm", "default", "group_dro",
-                        "oracle", "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
+    assert recipe.main(["--members", "dev_cross_ring", "dev_texture_tee_triangle", "--rows", "erm", "default",
+                        "group_dro", "oracle", "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
                         "--data-root", str(tmp_path / "data"),
                         "--extra", "--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"]) == 0
     text = (tmp_path / "out" / "suite.md").read_text()
