@@ -16,13 +16,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 import time
 from pathlib import Path
 
 from robusttrain.cli import main as cli
+from robusttrain.data.waterbirds import write_view
 
 
 def run(args: list[str]) -> tuple[dict, float]:
@@ -32,21 +32,6 @@ def run(args: list[str]) -> tuple[dict, float]:
     seconds = time.perf_counter() - start
     output = Path(args[args.index("--output") + 1])
     return json.loads((output / "report.json").read_text()), seconds
-
-
-def without_masks(data: Path, into: Path) -> Path:
-    """A view of a Waterbirds-layout dataset whose metadata has no mask column (images linked, not copied)."""
-    for entry in data.iterdir():
-        if entry.name not in ("metadata.csv", "masks"):
-            (into / entry.name).symlink_to(entry.resolve())
-    with open(data / "metadata.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = [c for c in rows[0] if c != "mask_filename"]
-    with open(into / "metadata.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return into
 
 
 def recovery(audit: dict) -> str:
@@ -70,7 +55,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for label, data, split in (("train split, masks", args.data, "train"),
-                                   ("train split, no masks", str(without_masks(Path(args.data), Path(scratch))),
+                                   ("train split, no masks", str(write_view(args.data, scratch)),
                                     "train"),
                                    ("test split, masks", args.data, "test")):
             report, seconds = run(["audit", "--data", data, "--split", split, "--output",

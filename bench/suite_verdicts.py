@@ -19,13 +19,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 from pathlib import Path
 
 from robusttrain.cli import main as cli
 from robusttrain.data.benchmark import load_suite
+from robusttrain.data.waterbirds import write_view
 
 SHORTCUT_WORDS = ("USES THE BACKGROUND", "RELIES ON THE BACKGROUND")
 BAR_WORST, BAR_AVERAGE = 0.20, 0.60  # a model below the first while above the second has learned the shortcut
@@ -37,27 +36,6 @@ def audit(args: list[str], output: Path) -> dict:
         if cli([*args, "--output", str(output), "--ignore-masks", "--no-progress", "--fresh"]) != 0:
             raise SystemExit(f"audit failed: {args}")
     return json.loads((output / "report.json").read_text())
-
-
-def hidden_groups(data: Path, into: Path) -> Path:
-    """A view of a Waterbirds-layout member without its groups: images hard-linked (the loader refuses symlinks out
-    of the tree), metadata with every place 0 and no mask column, no benchmark.json (names then come from the
-    layout)."""
-    into.mkdir(parents=True, exist_ok=True)
-    for folder in data.iterdir():
-        if folder.is_dir() and folder.name != "masks":
-            (into / folder.name).mkdir(exist_ok=True)
-            for image in folder.iterdir():
-                if not (into / folder.name / image.name).exists():
-                    os.link(image, into / folder.name / image.name)
-    with open(data / "metadata.csv", newline="") as handle:
-        rows = [{**row, "place": "0"} for row in csv.DictReader(handle)]
-    columns = [c for c in rows[0] if c != "mask_filename"]
-    with open(into / "metadata.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return into
 
 
 def dataset_rows(members: list, data_root: Path, out: Path) -> list[str]:
@@ -87,7 +65,8 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
              "|---|---|---|---|---|---|---|---|"]
     misses = []
     for member in members:
-        data = hidden_groups(data_root / member.name, out / "hidden_groups" / member.name)
+        data = write_view(data_root / member.name, out / "hidden_groups" / member.name, set_columns={"place": "0"},
+                          keep_manifest=False)  # no groups, no masks; names from the layout
         for run in sorted((runs / member.name).glob("*/seed_*")):
             if not (run / "model.pt").exists() or not (run / "metrics.json").exists():
                 continue

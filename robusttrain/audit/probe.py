@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..estimate import LOOKS_AT, background_features, estimate_minority, estimate_minority_network, thumbnails
-from ..estimate.network import fit_shortcut_net
+from ..estimate.network import as_input, fit_shortcut_net
 from ..estimate.probe import MinorityEstimate
 from .loading import NoReadableImages
 from .samples import sample_scores
@@ -42,7 +42,7 @@ class ShortcutProbe:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """The label each image's shortcut suggests, ``(B,)``."""
-        return self.net(thumbnails(images).float().div_(255)).argmax(1)
+        return self.net(as_input(thumbnails(images))).argmax(1)
 
 
 def kmeans(features: torch.Tensor, clusters: int, seed: int = 0, steps: int = 50) -> torch.Tensor:
@@ -115,6 +115,3 @@ def _verdict(network: MinorityEstimate, colour: MinorityEstimate) -> str:
         return f"BIASED: {figures}"
     return (f"no bias found by {network.looked_at} ({figures}); this check does not see a shortcut that a network "
             "learns only after a few passes over the data")
-
-
-

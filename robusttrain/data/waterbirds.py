@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+import os
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
@@ -147,3 +149,33 @@ def _names(root: Path, num_classes: int, num_places: int) -> tuple[list[str], li
     if num_classes == 2 and num_places == 2:
         return ["landbird", "waterbird"], ["land", "water"]
     return [f"class_{y}" for y in range(num_classes)], [f"place_{p}" for p in range(num_places)]
+
+
+def write_view(root: str | Path, into: str | Path, *, drop_columns: Sequence[str] = ("mask_filename",),
+               set_columns: Mapping[str, str] | None = None, keep_manifest: bool = True) -> Path:
+    """A copy of a Waterbirds-layout dataset that changes only its metadata, in ``into``: image folders hard-linked
+    (copied across file systems; the loader refuses symlinks out of its tree), no ``masks`` folder,
+    ``metadata.csv`` without ``drop_columns`` and with ``set_columns`` written into every row, ``benchmark.json``
+    (class and place names) kept or left out. E.g. the same data without masks, or without its groups."""
+    root, into = Path(root), Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name != "masks":
+            (into / folder.name).mkdir(exist_ok=True)
+            for image in folder.iterdir():
+                target = into / folder.name / image.name
+                if not target.exists():
+                    try:
+                        os.link(image, target)
+                    except OSError:
+                        shutil.copy2(image, target)
+    if keep_manifest and (root / "benchmark.json").is_file():
+        shutil.copy2(root / "benchmark.json", into / "benchmark.json")
+    with open(root / "metadata.csv", newline="") as handle:
+        rows = [{**row, **(set_columns or {})} for row in csv.DictReader(handle)]
+    columns = [c for c in rows[0] if c not in drop_columns]
+    with open(into / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return into

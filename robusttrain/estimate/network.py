@@ -20,6 +20,8 @@ benchmark's ERM; at 32 px a quarter of that).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import torch
@@ -67,6 +69,19 @@ def thumbnails(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
 
+def as_input(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """:func:`thumbnails` as the net reads them: float in [0, 1] on ``device``."""
+    return images.to(device).float().div_(255)
+
+
+@contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
+    """Global RNG seeded for the net's initialisation and restored afterwards; yields the shuffles' generator."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+
 def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: float = GCE_Q) -> torch.Tensor:
     """``(1 - p_y^q) / q``, averaged: cross-entropy's gradient scaled by ``p_y^q`` (easy samples dominate)."""
     probability = logits.softmax(1).gather(1, labels[:, None]).squeeze(1).clamp_min(1e-6)
@@ -83,8 +98,7 @@ def _train_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, ge
         order = torch.randperm(len(labels), generator=generator)
         for start in range(0, batches_per_pass * BATCH_SIZE, BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
-            batch = images[rows].to(device).float().div_(255)
-            loss = generalised_cross_entropy(net(batch), labels[rows].to(device))
+            loss = generalised_cross_entropy(net(as_input(images[rows], device)), labels[rows].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -96,9 +110,8 @@ def fit_shortcut_net(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     """One :class:`ShortcutNet` trained briefly on all of ``images`` (uint8 thumbnails), in eval mode: what a
     network learns first from this split, to apply to another split. The global RNG is untouched."""
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        return _train_fold(images, labels, num_classes, torch.Generator().manual_seed(seed), device)
+    with _seeded(seed, device) as generator:
+        return _train_fold(images, labels, num_classes, generator, device)
 
 
 def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
@@ -107,9 +120,7 @@ def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes:
     :func:`thumbnails`), each row from the fold's net that did not train on it. The global RNG is untouched."""
     device = torch.device(device)
     probabilities = torch.zeros(len(labels), num_classes)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
+    with _seeded(seed, device) as generator:
         order = torch.randperm(len(labels), generator=generator)
         for fold in range(FOLDS):
             held = order[fold::FOLDS]
@@ -118,7 +129,7 @@ def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes:
             with torch.no_grad():
                 for start in range(0, len(held), 256):
                     rows = held[start : start + 256]
-                    probabilities[rows] = net(images[rows].to(device).float().div_(255)).softmax(1).cpu()
+                    probabilities[rows] = net(as_input(images[rows], device)).softmax(1).cpu()
     return probabilities
 
 

@@ -18,6 +18,7 @@ from robusttrain.data import (
     build_train_transform,
     read_image,
 )
+from robusttrain.data.waterbirds import write_view
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -164,3 +165,15 @@ def test_a_non_numeric_label_names_its_metadata_row(tmp_path: Path) -> None:
     (root / "metadata.csv").write_text("img_id,img_filename,y,split,place\n0,a.png,0,0,0\n1,b.png,bird,0,1\n")
     with pytest.raises(ValueError, match=r"metadata.csv row 3 is malformed .*'y': 'bird'"):
         WaterbirdsDataset(root, "train")
+
+
+def test_a_view_changes_only_the_metadata_and_loads(tiny_benchmark: Path, tmp_path: Path) -> None:
+    original = WaterbirdsDataset(tiny_benchmark, "train")
+    without_masks = WaterbirdsDataset(write_view(tiny_benchmark, tmp_path / "plain"), "train")
+    assert [r.image.name for r in without_masks.records] == [r.image.name for r in original.records]
+    assert all(r.mask is None for r in without_masks.records) and original.records[0].mask is not None
+    assert without_masks.class_names == original.class_names  # benchmark.json kept
+    hidden = WaterbirdsDataset(write_view(tiny_benchmark, tmp_path / "hidden", set_columns={"place": "0"},
+                                          keep_manifest=False), "train")
+    assert hidden.num_places == 1 and len(hidden) == len(original)
+    assert not (tmp_path / "hidden" / "masks").exists() and (tiny_benchmark / "masks").is_dir()

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .backgrounds import DOMAINS, render_background
+from .shapes import SUPERSAMPLE
 
 SHORTCUTS = ("colour", "texture", "mark", "context")
 GRATING_AMPLITUDE = 60.0  # the texture kind's grating, added to the photo (0..255 scale; zero mean)
@@ -82,13 +83,14 @@ def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generato
 
 
 def _canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw, int]:
-    big = size * 4
+    """A supersampled drawing canvas (as the objects are drawn: :func:`~.shapes.rasterise`) and its scale."""
+    big = size * SUPERSAMPLE
     canvas = Image.new("L", (big, big), 0)
-    return canvas, ImageDraw.Draw(canvas), 4
+    return canvas, ImageDraw.Draw(canvas), SUPERSAMPLE
 
 
 def _coverage(canvas: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(canvas, dtype=np.float32).reshape(size, 4, size, 4).mean(axis=(1, 3)) / 255.0
+    return np.asarray(canvas, dtype=np.float32).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3)) / 255.0
 
 
 def _free_spot(mask: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int]:
