@@ -20,6 +20,8 @@ from ..types import Batch, TrainState
 from .consumer import MapConsumer, check_unit
 from .registry import CALLBACKS
 
+DONORS = ("any", "other_label")
+
 
 @CALLBACKS.register("background_randomization")
 class BackgroundRandomizationCallback(MapConsumer):
@@ -33,6 +35,8 @@ class BackgroundRandomizationCallback(MapConsumer):
         threshold: map value from which a pixel is attended.
         grow: the attended region is grown by this fraction of the image side (0.03 = 2 px at 64 px).
         blur_sigma: for ``mode="blur"``, the blur's sigma as a fraction of the image side.
+        donors: for ``mode="swap"``, whose backgrounds: ``any`` other sample of the batch, or ``other_label`` (a
+            sample of another class wherever the batch has one: each changed image becomes a counterfactual).
         **options: ``start``, ``start_step``, ``seed``, ``key``, ``enabled`` (see :class:`MapConsumer`).
     """
 
@@ -47,12 +51,17 @@ class BackgroundRandomizationCallback(MapConsumer):
         threshold: float = 0.5,
         grow: float = 0.0,
         blur_sigma: float = 0.08,
+        donors: str = "any",
         **options: Any,
     ) -> None:
         super().__init__(source=source, **options)
         if mode not in MODES:
             raise ValueError(f"unknown background mode {mode!r}; choose from {MODES}")
-        self.p, self.mode, self.inverse = check_unit("p", p), mode, bool(inverse)
+        if donors not in DONORS:
+            raise ValueError(f"unknown donors {donors!r}; choose from {DONORS}")
+        if donors != "any" and mode != "swap":
+            raise ValueError(f"donors={donors!r} needs mode 'swap', got mode {mode!r}")
+        self.p, self.mode, self.inverse, self.donors = check_unit("p", p), mode, bool(inverse), donors
         self.threshold, self.grow, self.blur_sigma = (check_unit("threshold", threshold), check_unit("grow", grow),
                                                       check_unit("blur_sigma", blur_sigma))
         self.changed = 0
@@ -81,7 +90,13 @@ class BackgroundRandomizationCallback(MapConsumer):
         if not chosen.any():
             return batch
         side = min(batch.images.shape[-2:])
-        backgrounds = new_backgrounds(batch.images, regions, self.mode, generator, self.blur_sigma * side)
+        labels = None
+        if self.donors == "other_label":
+            if batch.targets.ndim != 1 or batch.targets.is_floating_point():
+                raise ValueError(f"donors 'other_label' needs class labels (B,) of integers, got {batch.targets.dtype} "
+                                 f"targets of shape {tuple(batch.targets.shape)}")
+            labels = batch.targets
+        backgrounds = new_backgrounds(batch.images, regions, self.mode, generator, self.blur_sigma * side, labels)
         keep = 1 - regions if self.inverse else regions
         mixed = composite(batch.images, keep, backgrounds)
         images = torch.where(chosen[:, None, None, None], mixed, batch.images)

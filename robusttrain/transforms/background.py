@@ -2,7 +2,9 @@
 
 Modes:
     ``swap``: the background of another sample of the batch, its own attended region filled by tiling the
-        largest margin strip (IN-9's Only-BG-T), as in Mixed-Rand.
+        largest margin strip (IN-9's Only-BG-T), as in Mixed-Rand; given the batch's labels, the other sample is
+        one of another label wherever the batch has one (the composite is then a counterfactual: this object on a
+        background that came with another label, as DaC composes them).
     ``noise``: uniform noise.  ``mean``: the image's mean colour.  ``blur``: the image itself, Gaussian-blurred
         with the LICNN paper's radii (2, 5, 10 px, radius = sigma).  ``texture``: a random crop of one of the
         photos and textures scikit-image ships.
@@ -51,6 +53,15 @@ def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
     return order[(inverse + shift) % n]
 
 
+def _other_label_partners(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """For each sample, a random sample of another label (a random other sample where the batch has none)."""
+    labels = labels.cpu()
+    fallback = _derangement(len(labels), generator)
+    other = labels[:, None] != labels[None, :]
+    scores = torch.rand(other.shape, generator=generator).masked_fill(~other, -1.0)
+    return torch.where(other.any(1), scores.argmax(1), fallback)
+
+
 def _texture_bank() -> list[np.ndarray]:
     from ..data.benchmark.backgrounds import DOMAINS, load_source
 
@@ -74,9 +85,11 @@ def texture_backgrounds(count: int, size: tuple[int, int], generator: torch.Gene
 
 
 def new_backgrounds(
-    images: torch.Tensor, regions: torch.Tensor, mode: str, generator: torch.Generator, blur_radius: float = 5.0
+    images: torch.Tensor, regions: torch.Tensor, mode: str, generator: torch.Generator, blur_radius: float = 5.0,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """A background for every image of the batch, ``(B, C, H, W)`` on the images' device.
+    """A background for every image of the batch, ``(B, C, H, W)`` on the images' device. ``labels`` ``(B,)``
+    (``swap`` only): take each background from a sample of another label where there is one.
 
     Raises:
         ValueError: unknown mode, or regions that do not fit the images.
@@ -85,7 +98,8 @@ def new_backgrounds(
     if mode not in MODES:
         raise ValueError(f"unknown background mode {mode!r}; choose from {MODES}")
     if mode == "swap":
-        partners = _derangement(len(images), generator).to(images.device)
+        partners = _derangement(len(images), generator) if labels is None else _other_label_partners(labels, generator)
+        partners = partners.to(images.device)
         return only_bg_tiled(images[partners], regions[partners])
     if mode == "noise":
         return torch.rand(images.shape, generator=generator).to(images)

@@ -66,3 +66,49 @@ def test_start_step_and_bad_options() -> None:
         BackgroundRandomizationCallback(grow="2px")
     with pytest.raises(ValueError, match="give start .* or start_step .*, not both"):
         BackgroundRandomizationCallback(start=0.5, start_step=3)
+
+
+def _labelled_backgrounds(labels: list[int]) -> Batch:
+    """A red square on a background whose blue level says the label (0.2 for label 0, 0.8 for label 1)."""
+    n = len(labels)
+    images = torch.zeros(n, 3, 16, 16)
+    masks = torch.zeros(n, 1, 16, 16)
+    masks[:, :, 5:11, 5:11] = 1
+    for row, label in enumerate(labels):
+        images[row, 2] = 0.2 + 0.6 * label
+    images[:, 0:1] = torch.where(masks > 0, 1.0, 0.0)
+    images[:, 2:3] = torch.where(masks > 0, 0.0, images[:, 2:3])
+    return Batch(images=images, targets=torch.tensor(labels), indices=torch.arange(n), masks=masks)
+
+
+def test_other_label_donors_give_every_object_a_background_of_another_class() -> None:
+    batch = _labelled_backgrounds([0, 0, 0, 0, 0, 1, 1, 0])  # two images of label 1 among eight
+    outside = batch.masks[:, 0] < 0.5
+    other = BackgroundRandomizationCallback(p=1.0, mode="swap", source="masks", donors="other_label")
+    anyone = BackgroundRandomizationCallback(p=1.0, mode="swap", source="masks")
+    for step in range(5):
+        out = other.on_batch_start(TrainState(global_step=step), batch).images
+        for row, label in enumerate(batch.targets.tolist()):
+            blue = out[row, 2][outside[row]]
+            assert torch.allclose(blue, torch.full_like(blue, 0.8 - 0.6 * label)), (step, row)
+        assert torch.equal(out[:, 0][~outside], batch.images[:, 0][~outside])  # objects kept exactly
+    # Any donor: with six of eight images of label 0, some label-0 images keep a label-0 background.
+    same = sum(bool(torch.allclose(anyone.on_batch_start(TrainState(global_step=s), batch).images[r, 2][outside[r]],
+                                   torch.full((int(outside[r].sum()),), 0.2)))
+               for s in range(5) for r in range(8) if batch.targets[r] == 0)
+    assert same > 0
+    # A batch of one label falls back to any other sample.
+    alike = _labelled_backgrounds([1, 1, 1])
+    assert other.on_batch_start(TrainState(), alike).randomized.all()
+
+
+def test_other_label_donors_need_swap_and_class_labels() -> None:
+    with pytest.raises(ValueError, match="unknown donors 'nearest'"):
+        BackgroundRandomizationCallback(donors="nearest")
+    with pytest.raises(ValueError, match="donors='other_label' needs mode 'swap'"):
+        BackgroundRandomizationCallback(mode="noise", donors="other_label")
+    batch = _labelled_backgrounds([0, 1])
+    regression = batch.replace(targets=torch.rand(2, 1))
+    with pytest.raises(ValueError, match="donors 'other_label' needs class labels"):
+        BackgroundRandomizationCallback(p=1.0, source="masks", donors="other_label").on_batch_start(
+            TrainState(), regression)
