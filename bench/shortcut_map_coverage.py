@@ -24,21 +24,19 @@ import torch.nn.functional as F
 
 from robusttrain.attention import create_map_method
 from robusttrain.data.waterbirds import WaterbirdsDataset
-from robusttrain.estimate.network import as_input, fit_shortcut_net, thumbnails
+from robusttrain.estimate.network import ShortcutNet, as_input, fit_shortcut_net, thumbnails
 from robusttrain.transforms import region_from_maps
 
 
-def kept_region_rows(images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, block: int,
+def kept_region_rows(net: ShortcutNet, inputs: torch.Tensor, masks: torch.Tensor, block: int,
                      thresholds: list[float]) -> list[tuple[float, float, float, float, float]]:
-    """(threshold, object kept, whole object, image share kept, precision) of the region outside the net's map."""
-    small = thumbnails(images)
-    net = fit_shortcut_net(small, labels, int(labels.max()) + 1)
-    inputs = as_input(small)
+    """(threshold, object kept, whole object, image share kept, precision) of the region outside the map of
+    ``net`` (fitted on the thumbnails ``inputs``) at conv block ``block``, for the class it predicts."""
     with torch.no_grad():
         predicted = net(inputs).argmax(1)
     layer = f"features.{4 * block - 1}"  # the pooled output of conv block `block`
     maps = create_map_method("gradcam", net, target_layers=layer)(inputs, predicted)
-    maps = F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+    maps = F.interpolate(maps, size=masks.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
     objects = (masks > 0.5).float()
     rows = []
     for threshold in thresholds:
@@ -68,8 +66,11 @@ def main() -> None:
         labels = torch.tensor([item["target"] for item in items])
         masks = torch.stack([item["mask"] for item in items])
         share = float((masks > 0.5).float().mean())
+        small = thumbnails(images)
+        net = fit_shortcut_net(small, labels, int(labels.max()) + 1)  # once per dataset, for every block
+        inputs = as_input(small)
         for block in args.blocks:
-            for threshold, inside, whole, kept, precision in kept_region_rows(images, labels, masks, block,
+            for threshold, inside, whole, kept, precision in kept_region_rows(net, inputs, masks, block,
                                                                               args.thresholds):
                 lines.append(f"| {Path(root).name} | {block} ({32 >> block} px) | {threshold} | {inside:.3f} | "
                              f"{whole:.3f} | {kept:.3f} | {share:.3f} | {precision:.3f} |")

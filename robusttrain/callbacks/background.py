@@ -17,6 +17,7 @@ import torch
 from ..maps import TRUE_MASKS
 from ..transforms import MODES, composite, new_backgrounds, region_from_maps
 from ..types import Batch, TrainState
+from .base import check_class_labels
 from .consumer import MapConsumer, check_unit
 from .registry import CALLBACKS
 
@@ -90,12 +91,7 @@ class BackgroundRandomizationCallback(MapConsumer):
         if not chosen.any():
             return batch
         side = min(batch.images.shape[-2:])
-        labels = None
-        if self.donors == "other_label":
-            if batch.targets.ndim != 1 or batch.targets.is_floating_point():
-                raise ValueError(f"donors 'other_label' needs class labels (B,) of integers, got {batch.targets.dtype} "
-                                 f"targets of shape {tuple(batch.targets.shape)}")
-            labels = batch.targets
+        labels = check_class_labels(batch.targets, "donors 'other_label'") if self.donors == "other_label" else None
         backgrounds = new_backgrounds(batch.images, regions, self.mode, generator, self.blur_sigma * side, labels)
         keep = 1 - regions if self.inverse else regions
         mixed = composite(batch.images, keep, backgrounds)

@@ -28,6 +28,15 @@ from ..types import Batch, TrainState
 MAPS_STATE_KEY = "map_sources"  # CallbackList.state_dict() key of the map sources' caches
 
 
+def check_class_labels(targets: torch.Tensor, needed_by: str, hint: str = "") -> torch.Tensor:
+    """``targets`` when they are class labels ``(B,)`` of integers; else ``ValueError`` saying what ``needed_by``
+    needs and got (``hint`` appended)."""
+    if targets.ndim != 1 or targets.is_floating_point():
+        raise ValueError(f"{needed_by} needs class labels (B,) of integers, got {targets.dtype} targets of shape "
+                         f"{tuple(targets.shape)}{hint}")
+    return targets
+
+
 class Callback:
     """Base class; override the hooks you need. ``state_dict`` must be plain JSON-able Python.
 

@@ -31,7 +31,7 @@ import torch
 
 from ..estimate import background_features, balanced_weights, estimate_minority, estimate_minority_network, thumbnails
 from ..types import Batch, TrainState
-from .base import Callback
+from .base import Callback, check_class_labels
 from .registry import CALLBACKS
 
 PROBES = ("network", "colour")
@@ -133,11 +133,8 @@ class ProbeWeightCallback(Callback):
     def labels_of(self, targets: torch.Tensor) -> torch.Tensor:
         """The labels the probe balances: the class labels, or the ``attribute`` column of multi-label targets."""
         if self.attribute is None:
-            if targets.ndim != 1 or targets.is_floating_point():
-                raise ValueError(f"probe_weights needs class labels (B,) of integers, got {targets.dtype} targets of "
-                                 f"shape {tuple(targets.shape)}; for multi-label targets (B, A) set attribute to "
-                                 "the column to balance")
-            return targets
+            return check_class_labels(targets, "probe_weights",
+                                      "; for multi-label targets (B, A) set attribute to the column to balance")
         if targets.ndim != 2 or not self.attribute < targets.shape[1]:
             raise ValueError(f"probe_weights(attribute={self.attribute}) needs multi-label targets (B, A) with more "
                              f"than {self.attribute} columns, got shape {tuple(targets.shape)}")
