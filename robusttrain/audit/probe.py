@@ -2,9 +2,10 @@
 
 Two checks of the training estimate (:mod:`robusttrain.estimate`), both out of fold:
 
-- the deciding one: a small CNN trained briefly on the whole images. A shortcut of any kind (colour, texture,
-  layout, a small mark, context) is what a network learns first; where the net predicts labels clearly above
-  chance and its mistakes are sure ones, the split is biased and its mistakes are the flagged minority;
+- the deciding one: a small CNN trained briefly on the whole images (at twice the training estimate's thumbnail
+  side: :data:`~robusttrain.estimate.network.AUDIT`). A shortcut of any kind (colour, texture, layout, a small
+  mark, context) is what a network learns first; where the net predicts labels clearly above chance and enough of
+  its mistakes are near-certain ones, the split is biased and those mistakes are the flagged minority;
 - the cheap first look: a linear probe on statistics of the background pixels (colour means and spreads, a joint
   colour histogram, edge density; outside the dilated true mask when there is one, else a border frame of a sixth
   of the image), reported next to it. Backgrounds are clustered on these statistics (k-means) and the label x
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from ..estimate import LOOKS_AT, background_features, estimate_minority, estimate_minority_network, thumbnails
-from ..estimate.network import as_input, fit_shortcut_net
+from ..estimate.network import AUDIT, as_input, fit_shortcut_net
 from ..estimate.probe import MinorityEstimate
 from .loading import NoReadableImages
 from .samples import sample_scores
@@ -78,7 +79,7 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     features, images, labels, ids, paths, sources = [], [], [], [], [], set()
     for batch in batches:
         features.append(background_features(batch["image"], batch.get("mask")))
-        images.append(thumbnails(batch["image"]))
+        images.append(thumbnails(batch["image"], AUDIT.side))
         labels.append(batch["target"])
         ids += batch["index"].tolist()
         paths += batch["path"]
@@ -88,7 +89,7 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     x, y = torch.cat(features), torch.cat(labels).long()
     looked_at = LOOKS_AT if sources == {"border"} else "colour statistics of the background outside the masks"
     colour = estimate_minority(x, y, num_classes, seed, looked_at)
-    network = estimate_minority_network(torch.cat(images), y, num_classes, seed)
+    network = estimate_minority_network(torch.cat(images), y, num_classes, seed, settings=AUDIT)
     counts = torch.bincount(y, minlength=num_classes)
     assignment = kmeans(x, min(clusters, max(2, len(y) // 20)), seed=seed)
     table = torch.zeros(num_classes, int(assignment.max()) + 1, dtype=torch.long)
@@ -102,14 +103,16 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
             "colour_probe": {"looked_at": colour.looked_at, "accuracy": colour.accuracy, "biased": colour.biased},
             "background_from": sorted(sources), "label_counts": counts.tolist(),
             "cluster_table": table.tolist(), "cramers_v": cramers_v(table), "verdict": verdict,
-            "per_sample": sample_scores(ids, paths, y, network.out_of_fold, assignment, network.biased)}
+            "per_sample": sample_scores(ids, paths, y, network.out_of_fold, assignment,
+                                       network.flagged & network.biased)}
 
 
 def _verdict(network: MinorityEstimate, colour: MinorityEstimate) -> str:
     """One line: biased or not by the network check, with what each check found."""
     sure = "n/a" if network.sure_mistakes is None else f"{100 * network.sure_mistakes:.0f}%"
     figures = (f"{network.looked_at} predicts the label with {100 * network.accuracy:.1f}% accuracy vs "
-               f"{100 * network.chance:.1f}% chance, {sure} of its mistakes sure ones; a linear probe on "
+               f"{100 * network.chance:.1f}% chance, {sure} of its mistakes near-certain (label probability under "
+               f"{AUDIT.sure_probability:g}/K); a linear probe on "
                f"{colour.looked_at} reaches {100 * colour.accuracy:.1f}%")
     if network.biased:
         return f"BIASED: {figures}"

@@ -21,13 +21,12 @@ Row = dict[str, Any]
 
 
 def sample_scores(ids: Sequence[int], paths: Sequence[str], labels: torch.Tensor, out_of_fold: torch.Tensor,
-                  clusters: torch.Tensor, biased: bool) -> list[Row]:
+                  clusters: torch.Tensor, flagged: torch.Tensor) -> list[Row]:
     """One row per sample: label, background cluster, the probe's out-of-fold probability of the label and its
-    prediction, ``bias_conflicting`` (the probe is wrong on a split it found ``biased``; without a bias its mistakes
-    are noise and nothing is flagged) and the suggested sampling ``weight``."""
+    prediction, ``bias_conflicting`` (``flagged``: the estimate's sure mistakes on a split it found biased; without
+    a bias its mistakes are noise and nothing is flagged) and the suggested sampling ``weight``."""
     predictions = out_of_fold.argmax(1)
-    flagged = (predictions != labels) & biased
-    weights = balanced_weights(labels, flagged) if biased else torch.ones(len(labels), dtype=torch.float64)
+    weights = balanced_weights(labels, flagged) if flagged.any() else torch.ones(len(labels), dtype=torch.float64)
     p_label = out_of_fold[torch.arange(len(labels)), labels]
     return [{"id": int(ids[i]), "path": paths[i], "label": int(labels[i]), "cluster": int(clusters[i]),
              "probe_p_label": round(float(p_label[i]), 5), "probe_prediction": int(predictions[i]),

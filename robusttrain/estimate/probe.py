@@ -74,11 +74,16 @@ class MinorityEstimate:
     biased: bool
     one_label: bool
     sure_mistakes: float | None = None  # the network estimate's share of sure mistakes (None for the colour probe)
+    flag_below: float | None = None  # flag only mistakes giving the label a probability under this (None: all)
 
     @property
     def flagged(self) -> torch.Tensor:
-        """``(N,)`` bool: samples whose label the probe gets wrong (estimated bias-conflicting)."""
-        return self.out_of_fold.argmax(1) != self.labels
+        """``(N,)`` bool: samples whose label the probe gets wrong (estimated bias-conflicting), sure enough where
+        ``flag_below`` asks it."""
+        wrong = self.out_of_fold.argmax(1) != self.labels
+        if self.flag_below is None:
+            return wrong
+        return wrong & (self.out_of_fold.gather(1, self.labels[:, None]).squeeze(1) < self.flag_below)
 
 
 def judge(looked_at: str, labels: torch.Tensor, num_classes: int,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from robusttrain.estimate import estimate_minority_network, thumbnails
-from robusttrain.estimate.network import PROBE_SIDE, sure_mistakes
+from robusttrain.estimate.network import AUDIT, PROBE_SIDE, sure_mistakes
 
 
 def _striped(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -52,3 +52,16 @@ def test_sure_mistakes_count_confident_wrong_answers_only() -> None:
     labels = torch.tensor([0, 0, 1, 1])
     probabilities = torch.tensor([[0.9, 0.1], [0.05, 0.95], [0.45, 0.55], [0.6, 0.4]])
     assert sure_mistakes(probabilities, labels) == 0.5  # of two mistakes, one gives the label 0.05 < 0.4 / 2
+    assert sure_mistakes(probabilities, labels, below=0.08) == 0.0  # 0.05 is not under 0.08 / 2
+
+
+def test_the_audit_settings_flag_only_near_certain_mistakes() -> None:
+    images, labels, minority = _striped(400, correlation=0.9)
+    training = estimate_minority_network(thumbnails(images), labels, 2)
+    audit = estimate_minority_network(thumbnails(images, AUDIT.side), labels, 2, settings=AUDIT)
+    assert audit.biased and audit.flag_below == AUDIT.sure_probability / 2
+    truth = audit.out_of_fold.gather(1, labels[:, None]).squeeze(1)
+    wrong = audit.out_of_fold.argmax(1) != labels
+    assert torch.equal(audit.flagged, wrong & (truth < AUDIT.sure_probability / 2))
+    assert (audit.flagged & minority).sum() / audit.flagged.sum() >= 0.8  # still the minority
+    assert training.flag_below is None and torch.equal(training.flagged, training.out_of_fold.argmax(1) != labels)
