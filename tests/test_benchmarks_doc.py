@@ -46,11 +46,14 @@ def _option(words: list[str], name: str) -> tuple[str, ...]:
 
 
 def distinct_commands() -> list[list[str]]:
-    """One command per script, suite file and set of configurations: the smoke run replaces members, rows, seeds,
-    data and output folders, so commands differing only there would smoke-test the same thing again."""
+    """One command per script, set of options and compared configurations: the smoke run replaces the other
+    options' values (suites by the tiny benchmark, members, rows, seeds, data and output folders), so commands
+    differing only there would smoke-test the same thing again (the suite files are checked by
+    :func:`test_every_suite_named_has_a_colour_development_member_first`)."""
     seen, distinct = set(), []
     for words in benchmark_commands():
-        key = (words[1], _option(words, "--suite"), _option(words, "--runs"))
+        configurations = _option(words, "--runs") if words[1] == "recipes/compare.py" else ()  # kept by the smoke
+        key = (words[1], frozenset(word for word in words if word.startswith("--")), configurations)
         if key not in seen:
             seen.add(key)
             distinct.append(words)
@@ -106,6 +109,13 @@ def test_benchmarks_md_prints_the_command_of_each_table() -> None:
     assert {"recipes/peers.py", "recipes/suite.py", "recipes/compare.py"} <= scripts
     text = (ROOT / "BENCHMARKS.md").read_text()
     assert text.count("```bash") == len(commands) and "_TABLE" not in text
+
+
+def test_every_suite_named_has_a_colour_development_member_first() -> None:
+    suites = {_option(words, "--suite") for words in benchmark_commands()} - {()}
+    assert len(suites) >= 3
+    for suite in suites:
+        assert first_development_member(["--suite", *suite])
 
 
 @pytest.mark.slow
