@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..estimate import balanced_weights
+from ..estimate.probe import label_probability
 
 Row = dict[str, Any]
 
@@ -27,7 +28,7 @@ def sample_scores(ids: Sequence[int], paths: Sequence[str], labels: torch.Tensor
     a bias its mistakes are noise and nothing is flagged) and the suggested sampling ``weight``."""
     predictions = out_of_fold.argmax(1)
     weights = balanced_weights(labels, flagged) if flagged.any() else torch.ones(len(labels), dtype=torch.float64)
-    p_label = out_of_fold[torch.arange(len(labels)), labels]
+    p_label = label_probability(out_of_fold, labels)
     return [{"id": int(ids[i]), "path": paths[i], "label": int(labels[i]), "cluster": int(clusters[i]),
              "probe_p_label": round(float(p_label[i]), 5), "probe_prediction": int(predictions[i]),
              "bias_conflicting": bool(flagged[i]), "weight": round(float(weights[i]), 5)}

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .probe import MinorityEstimate, judge
+from .probe import MinorityEstimate, judge, label_probability
 
 LOOKS_AT_NETWORK = "a small CNN trained briefly out of fold on the whole images"
 PROBE_SIDE = 32  # images are shrunk to at most this side for the net (a cost cap, not a dataset unit)
@@ -161,7 +161,7 @@ def sure_mistakes(out_of_fold: torch.Tensor, labels: torch.Tensor, below: float 
     wrong = out_of_fold.argmax(1) != labels
     if not wrong.any():
         return math.nan
-    truth = out_of_fold.gather(1, labels[:, None]).squeeze(1)
+    truth = label_probability(out_of_fold, labels)
     return float((truth[wrong] < below / out_of_fold.shape[1]).float().mean())
 
 

@@ -59,6 +59,11 @@ def probe_out_of_fold(features: torch.Tensor, labels: torch.Tensor, folds: int =
     return probabilities
 
 
+def label_probability(out_of_fold: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(N,)``: each row's probability of its own label in ``out_of_fold`` ``(N, K)``."""
+    return out_of_fold.gather(1, labels[:, None]).squeeze(1)
+
+
 @dataclass(frozen=True)
 class MinorityEstimate:
     """A probe's out-of-fold view of a labelled set: what it ``looked_at``, ``out_of_fold`` ``(N, K)`` probabilities
@@ -83,7 +88,7 @@ class MinorityEstimate:
         wrong = self.out_of_fold.argmax(1) != self.labels
         if self.flag_below is None:
             return wrong
-        return wrong & (self.out_of_fold.gather(1, self.labels[:, None]).squeeze(1) < self.flag_below)
+        return wrong & (label_probability(self.out_of_fold, self.labels) < self.flag_below)
 
 
 def judge(looked_at: str, labels: torch.Tensor, num_classes: int,
