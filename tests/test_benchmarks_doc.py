@@ -88,6 +88,14 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
         own = ["--members", member, "--data-root", str(tmp / "data"), "--runs", str(tmp / "runs"),
                "--output", str(out), "--no-models"]
         training, result, row = [], out / "verdicts.md", f"| {member} | colour | BIASED |"
+    elif script == "bench/half_fallen_models.py":  # one run on one member (the tiny benchmark)
+        member = first_development_member(args)
+        (tmp / "data").mkdir()
+        (tmp / "data" / member).symlink_to(data)
+        own = ["--members", member, "--seeds", "0", "--jobs", "1", "--data-root", str(tmp / "data"),
+               "--output-dir", str(out)]
+        result = out / member / "one_minority" / "seed_0" / "metrics.json"
+        return [sys.executable, script, *args, *own, "--extra", *TINY_TRAINING[1:]], result, "worst_group_accuracy"
     elif script == "bench/shortcut_map_coverage.py":
         own = ["--data", str(data), "--blocks", "2", "--thresholds", "0.5", "--output", str(out / "coverage.md")]
         training, result, row = [], out / "coverage.md", f"| {data.name} | 2 (8 px) | 0.5 |"

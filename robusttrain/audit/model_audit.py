@@ -7,7 +7,7 @@ a model that decides from the background keeps its decision when the object is r
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -95,7 +95,8 @@ def split_maps(records: list[Record]) -> tuple[list[Record], dict[str, np.ndarra
 
 
 def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> dict[str, Any]:
-    """Overall and per-class accuracy on each view, mean background reliance, and the most reliant samples."""
+    """Overall and per-class accuracy on each view, mean background reliance, the most reliant samples, and each
+    class's share of the labels and of the model's answers."""
     if not records:
         raise ValueError("no records to summarise: every sample was skipped or the dataset is empty")
 
@@ -118,8 +119,11 @@ def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> 
     by_class: dict[int, list[Record]] = defaultdict(list)
     for record in records:
         by_class[record["label"]].append(record)
+    answers = Counter(str(r["prediction"]) for r in records)
     return {"overall": stats(records), "chance": 1 / num_classes,
-            "classes": {str(label): stats(rows) for label, rows in sorted(by_class.items())}}
+            "classes": {str(label): stats(rows) for label, rows in sorted(by_class.items())},
+            "label_shares": {str(label): len(rows) / len(records) for label, rows in sorted(by_class.items())},
+            "answer_shares": {label: count / len(records) for label, count in sorted(answers.items())}}
 
 
 def example_maps(model: nn.Module, dataset: Any, ids: Iterable[int], method: str = "gradcam",

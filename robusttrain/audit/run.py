@@ -162,7 +162,7 @@ def _model_section(args: argparse.Namespace, model: Any, dataset: Any, output: P
     flags = _conflict_flags(args, dataset, info.get("dataset_audit"), sections.samples)
     if flags is not None:
         summary["conflict_accuracy"] = conflict_accuracy(records, *flags)
-    summary["verdict"] = model_verdict(summary, info.get("blur"))
+    summary["verdict"] = model_verdict(summary, info.get("blur"), dataset.class_names)
     info["model_summary"] = summary
     by_id = {r["id"]: r for r in records}
     reliant = summary["overall"]["most_background_reliant"][: args.examples]

@@ -4,6 +4,7 @@ with masks, accuracy with each object on another label's background."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .blur import blur_radii
@@ -22,6 +23,23 @@ VERDICT_MARGIN = 0.05  # 5 accuracy points: what counts as "uses", and what one 
 
 
 GAP_MARGIN = 0.20  # 20 accuracy points below the model's average on the samples a background shortcut misleads
+
+
+ONE_CLASS_SHARE = 0.95  # this share of the answers on one class is "one answer for every image"
+
+
+def one_class_answer(summary: dict[str, Any], class_names: Sequence[str] = ()) -> str | None:
+    """The evidence that the model gives one class for (nearly) every image: at least :data:`ONE_CLASS_SHARE` of
+    its answers while that class is at least :data:`GAP_MARGIN` less of the labels. ``None`` otherwise."""
+    answers, labels = summary.get("answer_shares") or {}, summary.get("label_shares") or {}
+    if not answers:
+        return None
+    top = max(answers, key=answers.get)
+    if answers[top] < ONE_CLASS_SHARE or answers[top] - labels.get(top, 0.0) < GAP_MARGIN:
+        return None
+    name = class_names[int(top)] if int(top) < len(class_names) else f"class {top}"
+    return (f"it answers {name!r} for {100 * answers[top]:.1f}% of the images, which are "
+            f"{100 * labels.get(top, 0.0):.1f}% {name!r}")
 
 
 def shortcut_signals(summary: dict[str, Any]) -> list[str]:
@@ -49,7 +67,8 @@ def shortcut_signals(summary: dict[str, Any]) -> list[str]:
     return found
 
 
-def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None) -> str:
+def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
+                  class_names: Sequence[str] = ()) -> str:
     """One line saying what the model relies on, from every signal the audit computed, and the evidence.
 
     With the blur protocol: the model *uses* the background (object) when blurring it (largest radius) costs at
@@ -58,7 +77,8 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None)
     by the margin; it *uses the background too* when it uses both and the object leads; it *relies on the
     object* when it uses the object only. Any :func:`shortcut_signals` (true groups, samples whose background
     suggests another label, swapped backgrounds) overrules a verdict of "object" or "neither": the model then
-    *uses the background* (it relies on it when the views say so too).
+    *uses the background* (it relies on it when the views say so too). A model that gives one class for nearly
+    every image (:func:`one_class_answer`) *answers one class*, whatever the views say: it has learned neither.
     """
     if blur:
         radius = blur_radii(blur)[-1]
@@ -74,7 +94,10 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None)
                     f"object-only view {100 * overall['fg_only_accuracy']:.1f}% (chance {100 * chance:.1f}%)")
     uses_background, uses_object = background >= VERDICT_MARGIN, obj >= VERDICT_MARGIN
     signals = shortcut_signals(summary)
-    if uses_background and (not uses_object or background >= obj + VERDICT_MARGIN):
+    one_class = one_class_answer(summary, class_names)
+    if one_class:
+        finding, signals = "ANSWERS ONE CLASS", [one_class, *signals]
+    elif uses_background and (not uses_object or background >= obj + VERDICT_MARGIN):
         finding = "RELIES ON THE BACKGROUND"
     elif uses_background:
         finding = "USES THE BACKGROUND TOO"

@@ -40,6 +40,14 @@ def test_train_split_is_correlated_and_eval_splits_are_group_balanced() -> None:
         assert (counts == counts[0, 0]).all() and counts[0, 0] > 0
 
 
+def test_a_correlation_per_class_sets_each_class_share_and_survives_a_reuse(tmp_path: Path) -> None:
+    config = BenchmarkConfig(**{**TINY.__dict__, "correlation": (0.99, 0.8), "n_train": 200})
+    train = group_counts(config, "train")
+    assert train[0].tolist() == [99, 1] and train[1].tolist() == [20, 80]
+    root = generate_benchmark(tmp_path / "asymmetric", config, workers=1)
+    assert generate_benchmark(root, config) == root  # the per-class values read back from benchmark.json match
+
+
 def test_metadata_matches_the_plan(tiny_benchmark: Path) -> None:
     with open(tiny_benchmark / "metadata.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -115,7 +123,9 @@ def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_ben
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"num_classes": 9}, "num_classes"), ({"correlation": 1.5}, "correlation"), ({"n_val": 3}, "n_val"),
+    [({"num_classes": 9}, "num_classes"), ({"correlation": 1.5}, "correlation"),
+     ({"correlation": (0.9, 0.9, 0.9)}, "one per class"), ({"correlation": (0.9, -0.1)}, "correlation"),
+     ({"n_val": 3}, "n_val"),
      ({"shapes": ("cross", "blob")}, "shapes"), ({"image_size": 8}, "image_size"),
      ({"shortcut": "smell"}, "unknown shortcut kind 'smell'")],
 )

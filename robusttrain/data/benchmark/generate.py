@@ -1,10 +1,11 @@
 """The built-in background-bias benchmark: Waterbirds statistics, procedural pixels, exact masks.
 
 Class ``y`` is a shape family (:mod:`.shapes`); its background domain (:mod:`.backgrounds`) agrees with the
-class (domain ``y``) with probability ``correlation`` in the training split and is spread evenly over the
-other domains otherwise. Validation and test splits are group-balanced (every class x domain group has the
-same size), as in Waterbirds. Every sample is rendered from its own ``np.random.default_rng([seed, split, i])``
-so the dataset is deterministic from the seed and can be rendered in parallel.
+class (domain ``y``) with probability ``correlation`` in the training split (one value for every class, or one
+per class) and is spread evenly over the other domains otherwise. Validation and test splits are group-balanced
+(every class x domain group has the same size), as in Waterbirds. Every sample is rendered from its own
+``np.random.default_rng([seed, split, i])`` so the dataset is deterministic from the seed and can be rendered
+in parallel.
 
 The output uses a Waterbirds-like layout so the same loader serves the real dataset::
 
@@ -53,7 +54,8 @@ class BenchmarkConfig:
     Args:
         num_classes: K, the number of shape classes and of background domains (2..8).
         image_size: side of the square images in pixels.
-        correlation: P(domain == class) in the training split.
+        correlation: P(domain == class) in the training split: one value, or one per class (a shortcut that is
+            stronger for some classes than for others, whose minority groups then part ways).
         n_train, n_val, n_test: split sizes; val/test are rounded down to a multiple of K*K so that
             every group has exactly the same size.
         class_proportions: training class shares (default uniform).
@@ -67,7 +69,7 @@ class BenchmarkConfig:
 
     num_classes: int = 2
     image_size: int = 64
-    correlation: float = 0.95
+    correlation: float | tuple[float, ...] = 0.95
     n_train: int = 4795
     n_val: int = 1199
     n_test: int = 5794
@@ -83,7 +85,10 @@ class BenchmarkConfig:
         k = self.num_classes
         if not 2 <= k <= min(len(SHAPES), len(DOMAINS)):
             raise ValueError(f"num_classes must be between 2 and {min(len(SHAPES), len(DOMAINS))}, got {k}")
-        if not 0.0 <= self.correlation <= 1.0:
+        shares = self.correlation if isinstance(self.correlation, tuple) else (self.correlation,)
+        if isinstance(self.correlation, tuple) and len(shares) != k:
+            raise ValueError(f"correlation needs one value or {k} (one per class), got {self.correlation}")
+        if not all(isinstance(c, (int, float)) and 0.0 <= c <= 1.0 for c in shares):
             raise ValueError(f"correlation must be in [0, 1], got {self.correlation}")
         if self.image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
@@ -104,6 +109,10 @@ class BenchmarkConfig:
                 unknown = [n for n in names if n not in pool]
                 if len(names) != k or unknown or len(set(names)) != k:
                     raise ValueError(f"{attr} needs {k} distinct names from {sorted(pool)}, got {names}")
+
+    def class_correlation(self, y: int) -> float:
+        """P(domain == class) in the training split for class ``y``."""
+        return float(self.correlation[y] if isinstance(self.correlation, tuple) else self.correlation)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -132,7 +141,7 @@ def group_counts(config: BenchmarkConfig, split: str) -> np.ndarray:
     per_class = np.floor(config.n_train * shares / shares.sum()).astype(np.int64)
     per_class[: config.n_train - per_class.sum()] += 1
     for y in range(k):
-        major = int(round(config.correlation * per_class[y]))
+        major = int(round(config.class_correlation(y) * per_class[y]))
         counts[y, y] = major
         others = [d for d in range(k) if d != y]
         rest = per_class[y] - major
