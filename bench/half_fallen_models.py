@@ -50,7 +50,7 @@ def run(job: tuple[str, Path, Path, int, int, list[str]]) -> str:
     """One training run (skipped when finished); returns its folder."""
     base, data, out, upweighted, seed, extra = job
     if not (out / "metrics.json").is_file():
-        weights = write_weights(out.parent / f"weights_class{upweighted}.csv", *one_class_weights(data, upweighted))
+        weights = write_weights(out / f"weights_class{upweighted}.csv", *one_class_weights(data, upweighted))
         train_argv(["-c", base, "--data-dir", str(data), "--no-generate", "--seed", str(seed), "--output-dir",
                     str(out), "--no-progress", "--overwrite", "--sample-weights", str(weights), *extra])
     return str(out)

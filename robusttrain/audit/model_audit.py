@@ -96,7 +96,7 @@ def split_maps(records: list[Record]) -> tuple[list[Record], dict[str, np.ndarra
 
 def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> dict[str, Any]:
     """Overall and per-class accuracy on each view, mean background reliance, the most reliant samples, and each
-    class's share of the labels and of the model's answers."""
+    class's share of the model's answers."""
     if not records:
         raise ValueError("no records to summarise: every sample was skipped or the dataset is empty")
 
@@ -122,7 +122,6 @@ def summarize_records(records: list[Record], num_classes: int, top: int = 8) -> 
     answers = Counter(str(r["prediction"]) for r in records)
     return {"overall": stats(records), "chance": 1 / num_classes,
             "classes": {str(label): stats(rows) for label, rows in sorted(by_class.items())},
-            "label_shares": {str(label): len(rows) / len(records) for label, rows in sorted(by_class.items())},
             "answer_shares": {label: count / len(records) for label, count in sorted(answers.items())}}
 
 

@@ -31,15 +31,15 @@ ONE_CLASS_SHARE = 0.95  # this share of the answers on one class is "one answer 
 def one_class_answer(summary: dict[str, Any], class_names: Sequence[str] = ()) -> str | None:
     """The evidence that the model gives one class for (nearly) every image: at least :data:`ONE_CLASS_SHARE` of
     its answers while that class is at least :data:`GAP_MARGIN` less of the labels. ``None`` otherwise."""
-    answers, labels = summary.get("answer_shares") or {}, summary.get("label_shares") or {}
+    answers = summary.get("answer_shares") or {}
     if not answers:
         return None
     top = max(answers, key=answers.get)
-    if answers[top] < ONE_CLASS_SHARE or answers[top] - labels.get(top, 0.0) < GAP_MARGIN:
+    labelled = summary.get("classes", {}).get(top, {}).get("count", 0) / summary["overall"]["count"]
+    if answers[top] < ONE_CLASS_SHARE or answers[top] - labelled < GAP_MARGIN:
         return None
     name = class_names[int(top)] if int(top) < len(class_names) else f"class {top}"
-    return (f"it answers {name!r} for {100 * answers[top]:.1f}% of the images, which are "
-            f"{100 * labels.get(top, 0.0):.1f}% {name!r}")
+    return f"it answers {name!r} for {100 * answers[top]:.1f}% of the images, which are {100 * labelled:.1f}% {name!r}"
 
 
 def shortcut_signals(summary: dict[str, Any]) -> list[str]:

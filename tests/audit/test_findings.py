@@ -120,12 +120,13 @@ def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_vi
 
 def test_a_model_that_answers_one_class_for_every_image_is_named_so() -> None:
     # The imbalanced-texture ERM of verdicts_v2: "majority" for every image; its object view looks "right".
-    constant = {"chance": 0.5, "overall": {"accuracy": 0.5, "bg_only_accuracy": 0.5, "fg_only_accuracy": 0.6},
-                "label_shares": {"0": 0.5, "1": 0.5}, "answer_shares": {"0": 0.98, "1": 0.02}}
+    constant = {"chance": 0.5, "overall": {"count": 200, "accuracy": 0.5, "bg_only_accuracy": 0.5,
+                                          "fg_only_accuracy": 0.6},
+                "classes": {"0": {"count": 100}, "1": {"count": 100}}, "answer_shares": {"0": 0.98, "1": 0.02}}
     verdict = model_verdict(constant, class_names=["tee", "cross"])
     assert verdict.startswith("ANSWERS ONE CLASS: it answers 'tee' for 98.0% of the images, which are 50.0% 'tee'")
     # Where the labels are that class, answering it is not a finding.
-    skewed = {**constant, "label_shares": {"0": 0.9, "1": 0.1}}
+    skewed = {**constant, "classes": {"0": {"count": 180}, "1": {"count": 20}}}
     assert model_verdict(skewed).startswith("relies on the object")
     mixed = {**constant, "answer_shares": {"0": 0.9, "1": 0.1}}
     assert not model_verdict(mixed).startswith("ANSWERS ONE CLASS")
@@ -136,7 +137,8 @@ def test_the_audit_summary_counts_labels_and_answers_per_class() -> None:
                 "fg_only_prediction": 0, "background_reliance": 0.5, "foreground_support": 0.5,
                 "energy_in_mask": None} for i in range(4)]
     summary = summarize_records(records, num_classes=2)
-    assert summary["label_shares"] == {"0": 0.5, "1": 0.5} and summary["answer_shares"] == {"0": 1.0}
+    assert summary["answer_shares"] == {"0": 1.0}
+    assert [summary["classes"][c]["count"] for c in ("0", "1")] == [2, 2] and summary["overall"]["count"] == 4
 
 
 def test_a_balanced_split_is_scored_with_a_probe_fitted_on_the_training_split(tiny_benchmark: Path,

@@ -85,10 +85,9 @@ class BenchmarkConfig:
         k = self.num_classes
         if not 2 <= k <= min(len(SHAPES), len(DOMAINS)):
             raise ValueError(f"num_classes must be between 2 and {min(len(SHAPES), len(DOMAINS))}, got {k}")
-        shares = self.correlation if isinstance(self.correlation, tuple) else (self.correlation,)
-        if isinstance(self.correlation, tuple) and len(shares) != k:
+        if isinstance(self.correlation, tuple) and len(self.correlation) != k:
             raise ValueError(f"correlation needs one value or {k} (one per class), got {self.correlation}")
-        if not all(isinstance(c, (int, float)) and 0.0 <= c <= 1.0 for c in shares):
+        if not all(isinstance(c, (int, float)) and 0.0 <= c <= 1.0 for c in self.class_correlations):
             raise ValueError(f"correlation must be in [0, 1], got {self.correlation}")
         if self.image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
@@ -110,9 +109,10 @@ class BenchmarkConfig:
                 if len(names) != k or unknown or len(set(names)) != k:
                     raise ValueError(f"{attr} needs {k} distinct names from {sorted(pool)}, got {names}")
 
-    def class_correlation(self, y: int) -> float:
-        """P(domain == class) in the training split for class ``y``."""
-        return float(self.correlation[y] if isinstance(self.correlation, tuple) else self.correlation)
+    @property
+    def class_correlations(self) -> tuple[float, ...]:
+        """P(domain == class) in the training split, per class."""
+        return self.correlation if isinstance(self.correlation, tuple) else (self.correlation,) * self.num_classes
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -141,7 +141,7 @@ def group_counts(config: BenchmarkConfig, split: str) -> np.ndarray:
     per_class = np.floor(config.n_train * shares / shares.sum()).astype(np.int64)
     per_class[: config.n_train - per_class.sum()] += 1
     for y in range(k):
-        major = int(round(config.class_correlation(y) * per_class[y]))
+        major = int(round(config.class_correlations[y] * per_class[y]))
         counts[y, y] = major
         others = [d for d in range(k) if d != y]
         rest = per_class[y] - major
