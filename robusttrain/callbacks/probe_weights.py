@@ -3,18 +3,18 @@
 Before the first step the loop gives the callback one pass over the un-augmented training set
 (:meth:`CallbackList.observe_data`); it keeps a small copy of every image and trains a small CNN on them briefly,
 out of fold (:func:`~robusttrain.estimate.estimate_minority_network`): a shortcut of any kind (background colour,
-texture, layout, a small mark, context next to the object) is what a network learns first, so where the net
-predicts labels clearly above chance, the samples it gets wrong are the estimated bias-conflicting ones (a
-landbird on water). From the first epoch on samples are *drawn* so that flagged and unflagged samples of each label
-carry equal mass (through the loop's sampler: :meth:`CallbackList.sampling_weights` ->
-:class:`~robusttrain.data.AdaptiveEpochSampler`). ``probe="colour"`` uses the earlier, cheaper estimate instead:
-a linear probe on colour statistics of each image's border frame (blind to texture, layout, marks and context).
-When the estimate finds no bias the callback says so in one line and asks for no weights, so the loop trains
-exactly as plain ERM (its shuffle, not draws with replacement). The decision, what was looked at and the figures
-are in :attr:`summary` (the loop writes it to ``metrics.json``). Uses class labels only: no groups, masks or maps.
-With multi-label targets ``(B, A)`` (one binary attribute per column) ``attribute`` names the column whose
-minority is resampled. A loop that makes no such pass still works: the callback then records the first epoch's
-(augmented) batches and fits at its end, and that epoch is plain training.
+texture, layout, a small mark, context next to the object) is what a network learns first, so where the net predicts
+labels clearly above chance with enough near-certain mistakes, those mistakes are the estimated bias-conflicting
+samples (a landbird on water; settings: :data:`~robusttrain.estimate.network.TRAINING`). From the first epoch on
+samples are *drawn* so that flagged and unflagged samples of each label carry equal mass (through the loop's
+sampler: :meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`).
+``probe="colour"`` uses the earlier, cheaper estimate instead: a linear probe on colour statistics of each image's
+border frame (blind to texture, layout, marks and context). When the estimate finds no bias the callback says so in
+one line and asks for no weights, so the loop trains exactly as plain ERM (its shuffle, not draws with replacement).
+The decision, what was looked at and the figures are in :attr:`summary` (the loop writes it to ``metrics.json``).
+Uses class labels only: no groups, masks or maps. With multi-label targets ``(B, A)`` (one binary attribute per
+column) ``attribute`` names the column whose minority is resampled. A loop that makes no such pass still works: the
+callback then records the first epoch's (augmented) batches and fits at its end, and that epoch is plain training.
 
 Resampling rather than loss weights: with about 5% flagged samples the weights differ 18-fold, and as loss
 weights (normalised per batch) they made a batch's loss hinge on one or two samples; training collapsed on the
@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ..estimate import background_features, balanced_weights, estimate_minority, estimate_minority_network, thumbnails
+from ..estimate.network import TRAINING
 from ..types import Batch, TrainState
 from .base import Callback, check_class_labels
 from .registry import CALLBACKS
@@ -125,7 +126,7 @@ class ProbeWeightCallback(Callback):
         labels = self.labels_of(batch.targets).cpu()
         rows = batch.unchanged_rows().cpu()
         images = batch.images.detach()
-        views = thumbnails(images) if self.probe == "network" else background_features(images).cpu()
+        views = thumbnails(images, TRAINING.side) if self.probe == "network" else background_features(images).cpu()
         for sample_id, label, view in zip(batch.indices.cpu()[rows].tolist(), labels[rows].tolist(),
                                           views[rows], strict=True):
             self.views[sample_id], self.labels[sample_id] = view.clone(), label

@@ -3,10 +3,11 @@ is reproducible and leaves the global RNG alone."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from robusttrain.estimate import estimate_minority_network, thumbnails
-from robusttrain.estimate.network import AUDIT, PROBE_SIDE, sure_mistakes
+from robusttrain.estimate.network import AUDIT, PROBE_SIDE, TRAINING, NetworkSettings, sure_mistakes
 
 
 def _striped(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -23,8 +24,8 @@ def _striped(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tenso
 
 def test_the_flags_are_the_minority_of_a_texture_shortcut() -> None:
     images, labels, minority = _striped(400, correlation=0.9)
-    estimate = estimate_minority_network(thumbnails(images), labels, 2)
-    assert estimate.biased and estimate.sure_mistakes >= 0.5
+    estimate = estimate_minority_network(thumbnails(images, TRAINING.side), labels, 2)
+    assert estimate.biased and estimate.sure_mistakes >= TRAINING.sure_share
     flagged = estimate.flagged
     assert (flagged & minority).sum() / flagged.sum() >= 0.8 and (flagged & minority).sum() / minority.sum() >= 0.8
 
@@ -55,13 +56,19 @@ def test_sure_mistakes_count_confident_wrong_answers_only() -> None:
     assert sure_mistakes(probabilities, labels, below=0.08) == 0.0  # 0.05 is not under 0.08 / 2
 
 
-def test_the_audit_settings_flag_only_near_certain_mistakes() -> None:
+@pytest.mark.parametrize("settings", [TRAINING, AUDIT], ids=["training", "audit"])
+def test_the_settings_flag_only_near_certain_mistakes(settings: NetworkSettings) -> None:
     images, labels, minority = _striped(400, correlation=0.9)
-    training = estimate_minority_network(thumbnails(images), labels, 2)
-    audit = estimate_minority_network(thumbnails(images, AUDIT.side), labels, 2, settings=AUDIT)
-    assert audit.biased and audit.flag_below == AUDIT.sure_probability / 2
-    truth = audit.out_of_fold.gather(1, labels[:, None]).squeeze(1)
-    wrong = audit.out_of_fold.argmax(1) != labels
-    assert torch.equal(audit.flagged, wrong & (truth < AUDIT.sure_probability / 2))
-    assert (audit.flagged & minority).sum() / audit.flagged.sum() >= 0.8  # still the minority
-    assert training.flag_below is None and torch.equal(training.flagged, training.out_of_fold.argmax(1) != labels)
+    estimate = estimate_minority_network(thumbnails(images, settings.side), labels, 2, settings=settings)
+    assert estimate.biased and estimate.flag_below == settings.sure_probability / 2
+    truth = estimate.out_of_fold.gather(1, labels[:, None]).squeeze(1)
+    wrong = estimate.out_of_fold.argmax(1) != labels
+    assert torch.equal(estimate.flagged, wrong & (truth < settings.sure_probability / 2))
+    assert (estimate.flagged & minority).sum() / estimate.flagged.sum() >= 0.8  # still the minority
+
+
+def test_every_mistake_is_flagged_when_the_settings_say_so() -> None:
+    images, labels, _ = _striped(400, correlation=0.9)
+    every = NetworkSettings(flag_sure_only=False, sure_share=0.0)
+    estimate = estimate_minority_network(thumbnails(images, every.side), labels, 2, settings=every)
+    assert estimate.flag_below is None and torch.equal(estimate.flagged, estimate.out_of_fold.argmax(1) != labels)
