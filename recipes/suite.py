@@ -170,7 +170,7 @@ def checks(members: list[SuiteMember], rows: Sequence[str], seed_means: dict[tup
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default=str(ROOT / "configs" / "suite" / "suite_v3.yaml"))
+    parser.add_argument("--suite", default=str(ROOT / "configs" / "suite" / "suite_v4.yaml"))
     parser.add_argument("--members", nargs="+", default=["development"],
                         help="development, reserved, all, or member names")
     parser.add_argument("--rows", nargs="+", default=list(LABELS), choices=list(LABELS))

@@ -62,7 +62,7 @@ def distinct_commands() -> list[list[str]]:
 
 def first_development_member(args: list[str]) -> str:
     """The first development member of the command's ``--suite`` (suite v3 when it names none); a colour one."""
-    suite = (_option(args, "--suite") or ("configs/suite/suite_v3.yaml",))[0]
+    suite = (_option(args, "--suite") or ("configs/suite/suite_v4.yaml",))[0]
     member = next(m for m in load_suite(ROOT / suite) if m.role == "development")
     assert member.config.shortcut == "colour", member.name  # the tiny benchmark stands in for it
     return member.name

@@ -49,7 +49,17 @@ def test_the_third_suite_has_shortcut_kinds_and_one_kind_only_in_reserved_member
     reserved = [m.config for m in members if m.role == "reserved"]
     assert not earlier & set(reserved) and len({c.seed for c in reserved}) == len(reserved)
     assert any(m.config.correlation == 0.5 for m in members if m.role == "development")  # a member without bias
-    assert recipe_default_suite() == SUITES / "suite_v3.yaml"
+
+
+def test_the_fourth_suite_reserves_fresh_members_of_three_kinds() -> None:
+    earlier = {m.config for v in ("suite_v1.yaml", "suite_v2.yaml", "suite_v3.yaml") for m in load_suite(SUITES / v)}
+    members = load_suite(SUITES / "suite_v4.yaml")
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert {c.shortcut for c in reserved} == {"colour", "mark", "context"}
+    assert not earlier & set(reserved) and len({c.seed for c in reserved}) == len(reserved)
+    development = {m.config.shortcut for m in members if m.role == "development"}
+    assert development >= {"colour", "texture", "mark", "context"}
+    assert recipe_default_suite() == SUITES / "suite_v4.yaml"
 
 
 def recipe_default_suite() -> Path:
