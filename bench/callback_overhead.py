@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS,
                         help="under configs/ or the repository (docs/history_configs/x), no .yaml")
     parser.add_argument("--batches", type=int, default=4, help="distinct batches: one epoch")
+    parser.add_argument("--output", help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     data = batches(args.size, args.batches, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
@@ -127,14 +128,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in runs:
             run.step(data[step % len(data)], record=step >= args.warmup, epoch_end=(step + 1) % len(data) == 0)
     half = args.steps // 2
-    print(f"model={args.model} batch={args.batch} size={args.size} steps={args.steps} "
-          f"threads={torch.get_num_threads()}")
-    print("| configuration | mean step, whole run (s) | ratio to plain, whole run | ratio, second half | "
-          "pass before training (s) |")
-    print("|---|---|---|---|---|")
+    lines = [f"model={args.model} batch={args.batch} size={args.size} steps={args.steps} "
+             f"threads={torch.get_num_threads()}",
+             "| configuration | mean step, whole run (s) | ratio to plain, whole run | ratio, second half | "
+             "pass before training (s) | pass / plain epoch |",
+             "|---|---|---|---|---|---|"]
     for run in runs:
         whole, late = run.mean() / run.baseline.mean(), run.mean(half) / run.baseline.mean(half)
-        print(f"| {run.name} | {run.mean():.3f} | {whole:.2f} | {late:.2f} | {run.pass_seconds:.3f} |")
+        epochs = run.pass_seconds / (run.baseline.mean() * len(data))
+        lines.append(f"| {run.name} | {run.mean():.3f} | {whole:.2f} | {late:.2f} | {run.pass_seconds:.3f} | "
+                     f"{epochs:.2f} |")
+    print("\n".join(lines))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text("\n".join(lines) + "\n")
     return 0
 
 

@@ -99,6 +99,10 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
     elif script == "bench/shortcut_map_coverage.py":
         own = ["--data", str(data), "--blocks", "2", "--thresholds", "0.5", "--output", str(out / "coverage.md")]
         training, result, row = [], out / "coverage.md", f"| {data.name} | 2 (8 px) | 0.5 |"
+    elif script == "bench/callback_overhead.py":
+        own = ["--steps", "3", "--warmup", "1", "--batches", "2", "--batch", "8", "--size", "32",
+               "--output", str(out / "overhead.md")]
+        training, result, row = [], out / "overhead.md", "| plain |"
     elif script == "recipes/compare.py":
         own = ["--seeds", "0", "--output-dir", str(out)]
         training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "compare.md", "| ERM |"
