@@ -191,7 +191,7 @@ class ProbeWeightCallback(Callback):
         labels = torch.tensor([self.labels[i] for i in ids])
         views, num_classes = torch.stack([self.views[i] for i in ids]), int(labels.max()) + 1
         if self.probe == "network":
-            estimate = estimate_minority_network(views, labels, num_classes, self.seed, device)
+            estimate = estimate_minority_network(views, labels, num_classes, self.seed, device, TRAINING)
         else:
             estimate = estimate_minority(views, labels, num_classes, self.seed)
         self.weights = None

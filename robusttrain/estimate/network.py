@@ -36,6 +36,7 @@ FOLDS = 2
 EPOCHS = 4  # passes of each fold's net over its training part ...
 MIN_STEPS = 100  # ... but at least this many updates, so a small set still trains the net
 BATCH_SIZE = 64
+WIDTH = 16  # channels of the net's first block (doubled in each of the next two)
 GCE_Q = 0.7  # generalised cross-entropy exponent (LfF): larger = more weight on what the net already gets right
 SURE_SHARE = 0.5  # a shortcut: at least this share of the net's mistakes are sure ones ...
 SURE_PROBABILITY = 0.4  # ... giving the true label less than this over K
@@ -48,7 +49,7 @@ class NetworkSettings:
     flags all its mistakes, or only those sure ones (``flag_sure_only``)."""
 
     side: int = PROBE_SIDE
-    width: int = 16
+    width: int = WIDTH
     sure_share: float = SURE_SHARE
     sure_probability: float = SURE_PROBABILITY
     flag_sure_only: bool = False
@@ -58,14 +59,14 @@ class NetworkSettings:
 # one); with one, 18-100% (development members of suite v3 and verdicts_v1, all four kinds), and those mistakes are
 # the flags. The training callbacks' net is half as wide (the same cost per image as 32 px at full width; its cost
 # counts against the 1.3x ERM budget), the audit's at full width.
-TRAINING = NetworkSettings(side=2 * PROBE_SIDE, width=8, sure_share=0.15, sure_probability=0.1, flag_sure_only=True)
 AUDIT = NetworkSettings(side=2 * PROBE_SIDE, sure_share=0.15, sure_probability=0.1, flag_sure_only=True)
+TRAINING = replace(AUDIT, width=WIDTH // 2)
 
 
 class ShortcutNet(nn.Module):
     """Three conv blocks, then average and max pooling (a texture everywhere and a mark somewhere both count)."""
 
-    def __init__(self, num_classes: int, width: int = 16) -> None:
+    def __init__(self, num_classes: int, width: int = WIDTH) -> None:
         super().__init__()
         blocks, channels = [], 3
         for out in (width, 2 * width, 4 * width):
@@ -110,7 +111,7 @@ def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: flo
 
 
 def _train_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator,
-                device: torch.device, width: int = 16) -> ShortcutNet:
+                device: torch.device, width: int = WIDTH) -> ShortcutNet:
     net = ShortcutNet(num_classes, width).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     net.train()
@@ -136,7 +137,7 @@ def fit_shortcut_net(images: torch.Tensor, labels: torch.Tensor, num_classes: in
 
 
 def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
-                        device: torch.device | str = "cpu", width: int = 16) -> torch.Tensor:
+                        device: torch.device | str = "cpu", width: int = WIDTH) -> torch.Tensor:
     """Class probabilities ``(N, K)`` of :class:`ShortcutNet` for ``images`` (uint8 ``(N, 3, s, s)`` from
     :func:`thumbnails`), each row from the fold's net that did not train on it. The global RNG is untouched."""
     device = torch.device(device)
