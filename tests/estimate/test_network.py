@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from robusttrain.estimate import estimate_minority_network, thumbnails
-from robusttrain.estimate.network import AUDIT, PROBE_SIDE, TRAINING, NetworkSettings, sure_mistakes
+from robusttrain.estimate.network import (
+    AUDIT,
+    PROBE_SIDE,
+    TRAINING,
+    NetworkSettings,
+    network_out_of_fold,
+    sure_mistakes,
+)
 
 
 def _striped(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,3 +79,19 @@ def test_every_mistake_is_flagged_when_the_settings_say_so() -> None:
     every = NetworkSettings(flag_sure_only=False, sure_share=0.0)
     estimate = estimate_minority_network(thumbnails(images, every.side), labels, 2, settings=every)
     assert estimate.flag_below is None and torch.equal(estimate.flagged, estimate.out_of_fold.argmax(1) != labels)
+
+
+def test_folds_trained_side_by_side_give_the_one_thread_result_and_restore_the_thread_setting():
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (160, 3, 16, 16), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 2, (160,), generator=generator)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_by_one = network_out_of_fold(images, labels, 2, width=4)
+        torch.set_num_threads(2)
+        side_by_side = network_out_of_fold(images, labels, 2, width=4)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one_by_one, side_by_side)
