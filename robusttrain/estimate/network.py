@@ -115,6 +115,11 @@ def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: flo
     return ((1 - probability**q) / q).mean()
 
 
+def _batches_per_pass(count: int) -> int:
+    """Updates in one pass over ``count`` samples (the last, partial batch is dropped)."""
+    return max(1, count // BATCH_SIZE)
+
+
 @dataclass
 class _Fold:
     """One net to train: its initialised net, its training part and the sample order of each pass."""
@@ -130,8 +135,7 @@ def _fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generato
     """A fresh net (from the global RNG) and its passes' orders (from ``generator``), drawn before any training so
     that folds can train side by side with the draws of a one-by-one run."""
     net = ShortcutNet(num_classes, width).to(device, memory_format=torch.channels_last)
-    batches_per_pass = max(1, len(labels) // BATCH_SIZE)
-    passes = max(EPOCHS, math.ceil(MIN_STEPS / batches_per_pass))
+    passes = max(EPOCHS, math.ceil(MIN_STEPS / _batches_per_pass(len(labels))))
     return _Fold(net, images, labels, [torch.randperm(len(labels), generator=generator) for _ in range(passes)])
 
 
@@ -141,9 +145,8 @@ def _train(fold: _Fold, device: torch.device, threads: int | None = None) -> Sho
         torch.set_num_threads(threads)  # this worker thread's own setting
     net, optimizer = fold.net, torch.optim.Adam(fold.net.parameters(), lr=2e-3)
     net.train()
-    batches_per_pass = max(1, len(fold.labels) // BATCH_SIZE)  # the last, partial batch is dropped
     for order in fold.orders:
-        for start in range(0, batches_per_pass * BATCH_SIZE, BATCH_SIZE):
+        for start in range(0, _batches_per_pass(len(fold.labels)) * BATCH_SIZE, BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
             loss = generalised_cross_entropy(net(as_input(fold.images[rows], device)), fold.labels[rows].to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -184,9 +187,10 @@ def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes:
     with _seeded(seed, device) as generator:
         order = torch.randperm(len(labels), generator=generator)
         held = [order[fold::FOLDS] for fold in range(FOLDS)]
-        folds = [_fold(images[kept], labels[kept], num_classes, generator, device, width)
-                 for kept in (torch.cat([part for other, part in enumerate(held) if other != fold])
-                              for fold in range(FOLDS))]
+        folds = []
+        for fold in range(FOLDS):
+            kept = torch.cat(held[:fold] + held[fold + 1 :])
+            folds.append(_fold(images[kept], labels[kept], num_classes, generator, device, width))
     for rows_held, net in zip(held, _train_all(folds, device), strict=True):
         with torch.no_grad():
             for start in range(0, len(rows_held), 256):

@@ -81,7 +81,7 @@ def test_every_mistake_is_flagged_when_the_settings_say_so() -> None:
     assert estimate.flag_below is None and torch.equal(estimate.flagged, estimate.out_of_fold.argmax(1) != labels)
 
 
-def test_folds_trained_side_by_side_give_the_one_thread_result_and_restore_the_thread_setting():
+def test_folds_trained_side_by_side_give_the_one_thread_result_and_restore_the_thread_setting() -> None:
     generator = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (160, 3, 16, 16), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 2, (160,), generator=generator)
