@@ -12,17 +12,20 @@ from .records import Record, mean_or_none
 
 
 def conflict_accuracy(records: list[Record], flags: dict[int, bool], flags_from: str) -> dict[str, Any]:
-    """Accuracy on the samples whose background suggests another label (``flags``): a label-free estimate of
-    worst-group accuracy, since those are the samples a background shortcut gets wrong."""
+    """Accuracy on the samples whose background suggests another label (``flags``) and on the others: a
+    label-free estimate of worst-group accuracy, since those are the samples a background shortcut gets wrong,
+    and what the same model reaches where the background agrees with the label."""
     flagged = [r for r in records if flags.get(r["id"])]
+    others = [r for r in records if not flags.get(r["id"])]
     return {"samples": len(flagged), "flags_from": flags_from,
-            "accuracy": mean_or_none([float(r["correct"]) for r in flagged])}
+            "accuracy": mean_or_none([float(r["correct"]) for r in flagged]),
+            "other_samples": len(others), "other_accuracy": mean_or_none([float(r["correct"]) for r in others])}
 
 
 VERDICT_MARGIN = 0.05  # 5 accuracy points: what counts as "uses", and what one side must lead the other by
 
 
-GAP_MARGIN = 0.20  # 20 accuracy points below the model's average on the samples a background shortcut misleads
+GAP_MARGIN = 0.20  # 20 accuracy points: the worst group below the average, the misled samples below the others
 
 
 ONE_CLASS_SHARE = 0.95  # this share of the answers on one class is "one answer for every image"
@@ -43,9 +46,10 @@ def one_class_answer(summary: dict[str, Any], class_names: Sequence[str] = ()) -
 
 
 def shortcut_signals(summary: dict[str, Any]) -> list[str]:
-    """The evidence of a background shortcut besides the views and blur: accuracy this far (:data:`GAP_MARGIN`)
-    below the average on the worst true group, on the samples whose background suggests another label, and with
-    each object on another label's background. One line of evidence per signal that fires."""
+    """The evidence of a background shortcut besides the views and blur, each :data:`GAP_MARGIN` or more: the
+    worst true group below the average; the samples whose background suggests another label below the other
+    samples (the contrast a shortcut makes: it answers the one right and the other wrong); each object on another
+    label's background below the average. One line of evidence per signal that fires."""
     overall = summary.get("overall", {})
     average = overall.get("accuracy")
     if average is None:
@@ -57,9 +61,10 @@ def shortcut_signals(summary: dict[str, Any]) -> list[str]:
         found.append(f"its worst true group ({groups['worst_group']}) reaches {100 * worst:.1f}% vs "
                      f"{100 * average:.1f}% on average")
     conflict = summary.get("conflict_accuracy") or {}
-    if conflict.get("accuracy") is not None and average - conflict["accuracy"] >= GAP_MARGIN:
+    misled, others = conflict.get("accuracy"), conflict.get("other_accuracy")
+    if misled is not None and others is not None and others - misled >= GAP_MARGIN:
         found.append(f"on the {conflict['samples']} samples whose background suggests another label it reaches "
-                     f"{100 * conflict['accuracy']:.1f}% vs {100 * average:.1f}% overall")
+                     f"{100 * misled:.1f}% vs {100 * others:.1f}% on the {conflict['other_samples']} others")
     swap = overall.get("background_swap_accuracy")
     if swap is not None and average - swap >= GAP_MARGIN:
         found.append(f"with each object on another label's background it reaches {100 * swap:.1f}% vs "
@@ -114,6 +119,8 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
         verdict += f"; accuracy with the object on another label's background {100 * swap:.1f}%"
     conflict = summary.get("conflict_accuracy")
     if conflict and conflict["accuracy"] is not None:
+        others = conflict.get("other_accuracy")
         verdict += (f"; accuracy on the {conflict['samples']} samples whose background suggests another label "
-                    f"{100 * conflict['accuracy']:.1f}% vs {100 * summary['overall']['accuracy']:.1f}% overall")
+                    f"{100 * conflict['accuracy']:.1f}%, on the others "
+                    + ("n/a" if others is None else f"{100 * others:.1f}%"))
     return verdict
