@@ -15,11 +15,11 @@ def conflict_accuracy(records: list[Record], flags: dict[int, bool], flags_from:
     """Accuracy on the samples whose background suggests another label (``flags``) and on the others: a
     label-free estimate of worst-group accuracy, since those are the samples a background shortcut gets wrong,
     and what the same model reaches where the background agrees with the label."""
-    flagged = [r for r in records if flags.get(r["id"])]
-    others = [r for r in records if not flags.get(r["id"])]
-    return {"samples": len(flagged), "flags_from": flags_from,
-            "accuracy": mean_or_none([float(r["correct"]) for r in flagged]),
-            "other_samples": len(others), "other_accuracy": mean_or_none([float(r["correct"]) for r in others])}
+    hits: dict[bool, list[float]] = {True: [], False: []}
+    for record in records:
+        hits[bool(flags.get(record["id"]))].append(float(record["correct"]))
+    return {"samples": len(hits[True]), "flags_from": flags_from, "accuracy": mean_or_none(hits[True]),
+            "other_samples": len(hits[False]), "other_accuracy": mean_or_none(hits[False])}
 
 
 VERDICT_MARGIN = 0.05  # 5 accuracy points: what counts as "uses", and what one side must lead the other by
