@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from robusttrain.data.benchmark import load_suite
+from robusttrain.data.benchmark import SuiteMember, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAINING = ["--no-generate", "--image-size", "32", "--epochs", "2", "--max-steps", "2", "--batch-size", "32",
@@ -49,7 +49,7 @@ def distinct_commands() -> list[list[str]]:
     """One command per script, set of options and compared configurations: the smoke run replaces the other
     options' values (suites by the tiny benchmark, members, rows, seeds, data and output folders), so commands
     differing only there would smoke-test the same thing again (the suite files are checked by
-    :func:`test_every_suite_named_has_a_colour_development_member_first`)."""
+    :func:`test_every_suite_named_has_a_development_member`)."""
     seen, distinct = set(), []
     for words in benchmark_commands():
         configurations = _option(words, "--runs") if words[1] == "recipes/compare.py" else ()  # kept by the smoke
@@ -60,12 +60,10 @@ def distinct_commands() -> list[list[str]]:
     return distinct
 
 
-def first_development_member(args: list[str]) -> str:
-    """The first development member of the command's ``--suite`` (suite v3 when it names none); a colour one."""
+def first_development_member(args: list[str]) -> SuiteMember:
+    """The first development member of the command's ``--suite`` (suite v4 when it names none)."""
     suite = (_option(args, "--suite") or ("configs/suite/suite_v4.yaml",))[0]
-    member = next(m for m in load_suite(ROOT / suite) if m.role == "development")
-    assert member.config.shortcut == "colour", member.name  # the tiny benchmark stands in for it
-    return member.name
+    return next(m for m in load_suite(ROOT / suite) if m.role == "development")
 
 
 def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str]:
@@ -77,19 +75,19 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
         own = ["--seeds", "0", "--rows", "erm", "default", "jtt", "--jtt-share", "0.5", "--output-dir", str(out)]
         training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "peers.md", "| erm |"
     elif script == "recipes/suite.py":
-        own = ["--seeds", "0", "--members", first_development_member(args), "--rows", "erm", "default", "--jobs", "1",
-               "--output-dir", str(out), "--data-root", str(tmp / "data")]
+        own = ["--seeds", "0", "--members", first_development_member(args).name, "--rows", "erm", "default",
+               "--jobs", "1", "--output-dir", str(out), "--data-root", str(tmp / "data")]
         training, result, row = (["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"],
                                  out / "suite.md", "| erm |")
-    elif script == "bench/suite_verdicts.py":  # the dataset audit of one member (the tiny benchmark)
+    elif script == "bench/suite_verdicts.py":  # the dataset audit of one member (the tiny benchmark stands in)
         member = first_development_member(args)
         (tmp / "data").mkdir()
-        (tmp / "data" / member).symlink_to(data)
-        own = ["--members", member, "--data-root", str(tmp / "data"), "--runs", str(tmp / "runs"),
+        (tmp / "data" / member.name).symlink_to(data)
+        own = ["--members", member.name, "--data-root", str(tmp / "data"), "--runs", str(tmp / "runs"),
                "--output", str(out), "--no-models"]
-        training, result, row = [], out / "verdicts.md", f"| {member} | colour | BIASED |"
-    elif script == "bench/half_fallen_models.py":  # one run on one member (the tiny benchmark)
-        member = first_development_member(args)
+        training, result, row = [], out / "verdicts.md", f"| {member.name} | {member.config.shortcut} | BIASED |"
+    elif script == "bench/half_fallen_models.py":  # one run on one member (the tiny benchmark stands in)
+        member = first_development_member(args).name
         (tmp / "data").mkdir()
         (tmp / "data" / member).symlink_to(data)
         own = ["--members", member, "--seeds", "0", "--jobs", "1", "--data-root", str(tmp / "data"),
@@ -123,7 +121,7 @@ def test_benchmarks_md_prints_the_command_of_each_table() -> None:
     assert text.count("```bash") == len(commands) and "_TABLE" not in text
 
 
-def test_every_suite_named_has_a_colour_development_member_first() -> None:
+def test_every_suite_named_has_a_development_member() -> None:
     suites = {_option(words, "--suite") for words in benchmark_commands()} - {()}
     assert len(suites) >= 3
     for suite in suites:

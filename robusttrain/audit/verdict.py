@@ -31,6 +31,9 @@ GAP_MARGIN = 0.20  # 20 accuracy points: the worst group below the average, the 
 ONE_CLASS_SHARE = 0.95  # this share of the answers on one class is "one answer for every image"
 
 
+CONTRAST_SAMPLES = 20  # the fewest samples on each side of the contrast for it to overrule the views
+
+
 def one_class_answer(summary: dict[str, Any], class_names: Sequence[str] = ()) -> str | None:
     """The evidence that the model gives one class for (nearly) every image: at least :data:`ONE_CLASS_SHARE` of
     its answers while that class is at least :data:`GAP_MARGIN` less of the labels. ``None`` otherwise."""
@@ -72,6 +75,20 @@ def shortcut_signals(summary: dict[str, Any]) -> list[str]:
     return found
 
 
+def background_not_deciding(summary: dict[str, Any]) -> str | None:
+    """The evidence that the background does not decide on the real images: the samples whose background suggests
+    another label fall less than :data:`GAP_MARGIN` below the others, with at least :data:`CONTRAST_SAMPLES` on each
+    side. ``None`` otherwise (or when the contrast was not measured)."""
+    conflict = summary.get("conflict_accuracy") or {}
+    misled, others = conflict.get("accuracy"), conflict.get("other_accuracy")
+    if misled is None or others is None or min(conflict["samples"], conflict["other_samples"]) < CONTRAST_SAMPLES:
+        return None
+    if others - misled >= GAP_MARGIN:
+        return None
+    return (f"but the samples whose background suggests another label fall less than {100 * GAP_MARGIN:.0f} points "
+            "below the others: the background leads in the views, not in the answers")
+
+
 def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
                   class_names: Sequence[str] = ()) -> str:
     """One line saying what the model relies on, from every signal the audit computed, and the evidence.
@@ -82,8 +99,11 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
     by the margin; it *uses the background too* when it uses both and the object leads; it *relies on the
     object* when it uses the object only. Any :func:`shortcut_signals` (true groups, samples whose background
     suggests another label, swapped backgrounds) overrules a verdict of "object" or "neither": the model then
-    *uses the background* (it relies on it when the views say so too). A model that gives one class for nearly
-    every image (:func:`one_class_answer`) *answers one class*, whatever the views say: it has learned neither.
+    *uses the background* (it relies on it when the views say so too). Views that say it relies on the background
+    while no signal fired and the samples whose background suggests another label stay near the others
+    (:func:`background_not_deciding`: the views' collapse, not the model's answers on real images) give *uses the
+    background too*. A model that gives one class for nearly every image (:func:`one_class_answer`) *answers one
+    class*, whatever the views say: it has learned neither.
     """
     if blur:
         radius = blur_radii(blur)[-1]
@@ -103,7 +123,9 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
     if one_class:
         finding, signals = "ANSWERS ONE CLASS", [one_class, *signals]
     elif uses_background and (not uses_object or background >= obj + VERDICT_MARGIN):
-        finding = "RELIES ON THE BACKGROUND"
+        contradiction = None if signals else background_not_deciding(summary)
+        finding = "USES THE BACKGROUND TOO" if contradiction else "RELIES ON THE BACKGROUND"
+        evidence = f"{evidence}, {contradiction}" if contradiction else evidence
     elif uses_background:
         finding = "USES THE BACKGROUND TOO"
     elif signals:

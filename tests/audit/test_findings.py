@@ -102,6 +102,23 @@ def test_model_verdict_names_what_the_model_relies_on() -> None:
     assert model_verdict(views).startswith("neither the object nor the background alone decides")
 
 
+def test_views_that_say_background_give_way_to_answers_that_do_not() -> None:
+    # verdicts_v5's texture ERM at 94.3 / 95.9 worst group / average: its background-only view answers one class
+    # (55% on a 101 / 99 split), yet where the background suggests another label it is nearly as accurate.
+    views = {"chance": 0.5, "overall": {"accuracy": 0.955, "bg_only_accuracy": 0.55, "fg_only_accuracy": 0.515}}
+    conflict = {"samples": 103, "accuracy": 0.942, "flags_from": "probe", "other_samples": 97,
+                "other_accuracy": 0.969}
+    verdict = model_verdict({**views, "conflict_accuracy": conflict})
+    assert verdict.startswith("USES THE BACKGROUND TOO: the background-only view keeps 55.0% accuracy")
+    assert "fall less than 20 points below the others" in verdict
+    # A real gap, too few samples to weigh, or no contrast at all: the views decide as before.
+    fallen = {**conflict, "accuracy": 0.3}
+    assert model_verdict({**views, "conflict_accuracy": fallen}).startswith("RELIES ON THE BACKGROUND")
+    few = {**conflict, "samples": 5}
+    assert model_verdict({**views, "conflict_accuracy": few}).startswith("RELIES ON THE BACKGROUND")
+    assert model_verdict(views).startswith("RELIES ON THE BACKGROUND")
+
+
 def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_views() -> None:
     # An ERM model on a structure shortcut: the views say "neither", its groups say background.
     views = {"chance": 0.5, "overall": {"accuracy": 0.52, "bg_only_accuracy": 0.51, "fg_only_accuracy": 0.52}}
