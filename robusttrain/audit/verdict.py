@@ -48,6 +48,21 @@ def one_class_answer(summary: dict[str, Any], class_names: Sequence[str] = ()) -
     return f"it answers {name!r} for {100 * answers[top]:.1f}% of the images, which are {100 * labelled:.1f}% {name!r}"
 
 
+def _misled_gap(summary: dict[str, Any]) -> float | None:
+    """How far the samples whose background suggests another label fall below the others; ``None`` unmeasured."""
+    conflict = summary.get("conflict_accuracy") or {}
+    misled, others = conflict.get("accuracy"), conflict.get("other_accuracy")
+    return None if misled is None or others is None else others - misled
+
+
+def _swap_gap(summary: dict[str, Any]) -> float | None:
+    """How far accuracy with each object on another label's background falls below the average; ``None``
+    unmeasured."""
+    overall = summary.get("overall", {})
+    swap, average = overall.get("background_swap_accuracy"), overall.get("accuracy")
+    return None if swap is None or average is None else average - swap
+
+
 def shortcut_signals(summary: dict[str, Any]) -> list[str]:
     """The evidence of a background shortcut besides the views and blur, each :data:`GAP_MARGIN` or more: the
     worst true group below the average; the samples whose background suggests another label below the other
@@ -64,14 +79,13 @@ def shortcut_signals(summary: dict[str, Any]) -> list[str]:
         found.append(f"its worst true group ({groups['worst_group']}) reaches {100 * worst:.1f}% vs "
                      f"{100 * average:.1f}% on average")
     conflict = summary.get("conflict_accuracy") or {}
-    misled, others = conflict.get("accuracy"), conflict.get("other_accuracy")
-    if misled is not None and others is not None and others - misled >= GAP_MARGIN:
+    if (_misled_gap(summary) or 0.0) >= GAP_MARGIN:
         found.append(f"on the {conflict['samples']} samples whose background suggests another label it reaches "
-                     f"{100 * misled:.1f}% vs {100 * others:.1f}% on the {conflict['other_samples']} others")
-    swap = overall.get("background_swap_accuracy")
-    if swap is not None and average - swap >= GAP_MARGIN:
-        found.append(f"with each object on another label's background it reaches {100 * swap:.1f}% vs "
-                     f"{100 * average:.1f}%")
+                     f"{100 * conflict['accuracy']:.1f}% vs {100 * conflict['other_accuracy']:.1f}% on the "
+                     f"{conflict['other_samples']} others")
+    if (_swap_gap(summary) or 0.0) >= GAP_MARGIN:
+        found.append(f"with each object on another label's background it reaches "
+                     f"{100 * overall['background_swap_accuracy']:.1f}% vs {100 * average:.1f}%")
     return found
 
 
@@ -80,10 +94,8 @@ def background_not_deciding(summary: dict[str, Any]) -> str | None:
     another label fall less than :data:`GAP_MARGIN` below the others, with at least :data:`CONTRAST_SAMPLES` on each
     side. ``None`` otherwise (or when the contrast was not measured)."""
     conflict = summary.get("conflict_accuracy") or {}
-    misled, others = conflict.get("accuracy"), conflict.get("other_accuracy")
-    if misled is None or others is None or min(conflict["samples"], conflict["other_samples"]) < CONTRAST_SAMPLES:
-        return None
-    if others - misled >= GAP_MARGIN:
+    gap = _misled_gap(summary)
+    if gap is None or gap >= GAP_MARGIN or min(conflict["samples"], conflict["other_samples"]) < CONTRAST_SAMPLES:
         return None
     return (f"but the samples whose background suggests another label fall less than {100 * GAP_MARGIN:.0f} points "
             "below the others: the background leads in the views, not in the answers")
@@ -137,10 +149,10 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
     verdict = (f"{finding}: " + "; ".join([*signals, evidence])
                + f" (a margin of {100 * VERDICT_MARGIN:.0f} points decides)")
     swap = summary.get("overall", {}).get("background_swap_accuracy")
-    if swap is not None:
+    if swap is not None and (_swap_gap(summary) or 0.0) < GAP_MARGIN:  # a signal that fired printed it already
         verdict += f"; accuracy with the object on another label's background {100 * swap:.1f}%"
     conflict = summary.get("conflict_accuracy")
-    if conflict and conflict["accuracy"] is not None:
+    if conflict and conflict["accuracy"] is not None and (_misled_gap(summary) or 0.0) < GAP_MARGIN:
         others = conflict.get("other_accuracy")
         verdict += (f"; accuracy on the {conflict['samples']} samples whose background suggests another label "
                     f"{100 * conflict['accuracy']:.1f}%, on the others "

@@ -126,9 +126,11 @@ def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_vi
     verdict = model_verdict({**views, "groups": groups})
     assert verdict.startswith("USES THE BACKGROUND: its worst true group (waterbird / land) reaches 0.0% vs 52.0%")
     conflict = {"samples": 40, "accuracy": 0.1, "flags_from": "probe", "other_samples": 60, "other_accuracy": 0.8}
-    assert model_verdict({**views, "conflict_accuracy": conflict}).startswith(
+    verdict = model_verdict({**views, "conflict_accuracy": conflict})
+    assert verdict.startswith(
         "USES THE BACKGROUND: on the 40 samples whose background suggests another label it reaches 10.0% vs 80.0% "
         "on the 60 others")
+    assert verdict.count("10.0%") == 1  # the signal that fired says it; the score is not printed again
     # verdicts_v3's mark miss: misled samples 17.6 points under the average (the misled half is in the average)
     # but 35 under the others.
     half = {"chance": 0.5, "overall": {"accuracy": 0.58, "bg_only_accuracy": 0.52, "fg_only_accuracy": 0.53},
@@ -138,7 +140,9 @@ def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_vi
     close = {**half, "conflict_accuracy": {**half["conflict_accuracy"], "other_accuracy": 0.6}}
     assert model_verdict(close).startswith("neither the object nor the background alone decides")
     swapped = {**views, "overall": {**views["overall"], "accuracy": 0.9, "background_swap_accuracy": 0.3}}
-    assert model_verdict(swapped).startswith("USES THE BACKGROUND: with each object on another label's background")
+    verdict = model_verdict(swapped)
+    assert verdict.startswith("USES THE BACKGROUND: with each object on another label's background")
+    assert verdict.count("30.0%") == 1
     # The object model: small gaps fire nothing, and it still relies on the object.
     robust = {"chance": 0.5, "overall": {"accuracy": 0.95, "bg_only_accuracy": 0.52, "fg_only_accuracy": 0.95},
               "groups": {"worst_group": "a / b", "worst_group_accuracy": 0.9}}
