@@ -115,6 +115,31 @@ def test_a_mark_is_small_and_misses_the_object_and_context_touches_it() -> None:
         assert changed_rows.max() <= object_rows.max() + 0.3 * 64  # and stays next to it
 
 
+def test_a_louder_grating_changes_the_background_more_and_the_object_not_at_all() -> None:
+    def place_gap(amplitude: float) -> tuple[float, np.ndarray, np.ndarray]:
+        config = BenchmarkConfig(shortcut="texture", texture_amplitude=amplitude, seed=5)
+        first, mask = render_sample(config, "train", 2, y=0, place=0)
+        second, _ = render_sample(config, "train", 2, y=0, place=1)
+        outside = mask < 0.01
+        return np.abs(first.astype(float) - second.astype(float))[outside].mean(), first, mask
+
+    quiet, quiet_image, mask = place_gap(60.0)
+    loud, loud_image, _ = place_gap(120.0)
+    assert loud > 1.5 * quiet
+    assert np.array_equal(quiet_image[mask == 1.0], loud_image[mask == 1.0])
+
+
+def test_a_benchmark_written_before_the_texture_amplitude_is_still_reused(tmp_path: Path) -> None:
+    config = BenchmarkConfig(**{**TINY.__dict__, "shortcut": "texture", "n_train": 8, "n_val": 4, "n_test": 4})
+    root = generate_benchmark(tmp_path / "older", config, workers=1)
+    manifest = json.loads((root / "benchmark.json").read_text())
+    del manifest["config"]["texture_amplitude"]
+    (root / "benchmark.json").write_text(json.dumps(manifest))
+    assert generate_benchmark(root, config) == root
+    with pytest.raises(FileExistsError, match="another config"):
+        generate_benchmark(root, BenchmarkConfig(**{**config.__dict__, "texture_amplitude": 90.0}))
+
+
 def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_benchmark: Path) -> None:
     assert generate_benchmark(tiny_benchmark, TINY) == tiny_benchmark
     with pytest.raises(FileExistsError, match="another config"):
@@ -127,7 +152,10 @@ def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_ben
      ({"correlation": (0.9, 0.9, 0.9)}, "one per class"), ({"correlation": (0.9, -0.1)}, "correlation"),
      ({"n_val": 3}, "n_val"),
      ({"shapes": ("cross", "blob")}, "shapes"), ({"image_size": 8}, "image_size"),
-     ({"shortcut": "smell"}, "unknown shortcut kind 'smell'")],
+     ({"shortcut": "smell"}, "unknown shortcut kind 'smell'"),
+     ({"shortcut": "texture", "texture_amplitude": 0}, "texture_amplitude must be in"),
+     ({"shortcut": "texture", "texture_amplitude": 200}, "texture_amplitude must be in"),
+     ({"shortcut": "mark", "texture_amplitude": 90}, "texture_amplitude applies to shortcut 'texture' only")],
 )
 def test_bad_config_is_rejected_with_its_name(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -35,7 +35,7 @@ from PIL import Image
 
 from .backgrounds import DOMAINS
 from .shapes import HOLED_SHAPES, SHAPES, AppearanceDraw, ShapeDraw, draw_appearance, draw_shape, paint, rasterise
-from .shortcuts import check_shortcut, render_scene
+from .shortcuts import GRATING_AMPLITUDE, check_shortcut, render_scene
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 2  # 2: attribute columns in metadata.csv
@@ -64,6 +64,8 @@ class BenchmarkConfig:
         shortcut: what carries the spurious ``place`` (:data:`~.shortcuts.SHORTCUTS`): ``colour`` (the background
             domain), ``texture`` (a grating's orientation over colour-matched photos), ``mark`` (a small symbol
             anywhere outside the object) or ``context`` (a strip touching the object).
+        texture_amplitude: the ``texture`` kind's grating amplitude on the 0..255 scale (how loudly the shortcut
+            speaks; the object is drawn over it, unchanged). Only the texture kind has one.
         seed: everything is a deterministic function of it.
     """
 
@@ -78,6 +80,7 @@ class BenchmarkConfig:
     shapes: tuple[str, ...] | None = None
     domains: tuple[str, ...] | None = None
     shortcut: str = "colour"
+    texture_amplitude: float = GRATING_AMPLITUDE
     seed: int = 0
     format_version: int = field(default=FORMAT_VERSION, repr=False)
 
@@ -102,6 +105,10 @@ class BenchmarkConfig:
             if len(props) != k or min(props) <= 0:
                 raise ValueError(f"class_proportions needs {k} positive shares, got {props}")
         check_shortcut(self.shortcut, k)
+        if not isinstance(self.texture_amplitude, (int, float)) or not 0 < self.texture_amplitude <= 127.5:
+            raise ValueError(f"texture_amplitude must be in (0, 127.5], got {self.texture_amplitude}")
+        if self.shortcut != "texture" and self.texture_amplitude != GRATING_AMPLITUDE:
+            raise ValueError(f"texture_amplitude applies to shortcut 'texture' only, not {self.shortcut!r}")
         for attr, pool in (("shapes", SHAPES), ("domains", DOMAINS)):
             names = getattr(self, attr)
             if names is not None:
@@ -184,7 +191,8 @@ def render_sample(config: BenchmarkConfig, split: str, i: int, y: int, place: in
     rng, shape, appearance = _draws(config, split, i, y)
     mask = rasterise(shape)
     foreground = paint(appearance, config.image_size).astype(np.float32)
-    background = render_scene(config.shortcut, place, config.domain_names, mask, config.image_size, rng)
+    background = render_scene(config.shortcut, place, config.domain_names, mask, config.image_size, rng,
+                              config.texture_amplitude)
     image = mask[..., None] * foreground + (1.0 - mask[..., None]) * background
     return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
 
@@ -213,7 +221,8 @@ def generate_benchmark(
     wanted = {"config": asdict(config)}
     if manifest.exists() and not overwrite:
         found = json.loads(manifest.read_text())
-        config_found = {"shortcut": "colour", **found.get("config", {})}  # made before the shortcut kinds
+        # made before the shortcut kinds, or before the texture amplitude
+        config_found = {"shortcut": "colour", "texture_amplitude": GRATING_AMPLITUDE, **found.get("config", {})}
         config_wanted = json.loads(json.dumps(wanted["config"]))
         if config_found == config_wanted:
             return root

@@ -27,7 +27,7 @@ from .backgrounds import DOMAINS, render_background
 from .shapes import SUPERSAMPLE
 
 SHORTCUTS = ("colour", "texture", "mark", "context")
-GRATING_AMPLITUDE = 60.0  # the texture kind's grating, added to the photo (0..255 scale; zero mean)
+GRATING_AMPLITUDE = 60.0  # the texture kind's default grating, added to the photo (0..255 scale; zero mean)
 MARK_SIDE = (0.2, 0.26)  # side of the mark kind's symbol, as a share of the image side
 MARKS = ("plus", "ring", "bar", "corner", "cross", "dot", "triangle", "square")
 CONTEXTS = ("bar", "wave", "dots", "zigzag", "double", "steps", "comb", "arc")
@@ -43,16 +43,17 @@ def check_shortcut(kind: str, num_classes: int) -> None:
 
 
 def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarray, size: int,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng: np.random.Generator, amplitude: float = GRATING_AMPLITUDE) -> np.ndarray:
     """The background of one sample, float32 ``(size, size, 3)`` in 0..255, carrying ``place`` as ``kind`` says.
 
-    ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it).
+    ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it);
+    ``amplitude`` is the texture kind's grating amplitude.
     """
     if kind == "colour":
         return render_background(domains[place], size, rng).astype(np.float32)
     photo = render_background(domains[int(rng.integers(len(domains)))], size, rng).astype(np.float32)
     if kind == "texture":
-        return _grating(photo, place, len(domains), rng)
+        return _grating(photo, place, len(domains), rng, amplitude)
     ink = _ink(rng)
     if kind == "mark":
         return _stamp(photo, _mark(place, size, mask, rng), ink)
@@ -70,7 +71,7 @@ def _stamp(photo: np.ndarray, coverage: np.ndarray, ink: np.ndarray) -> np.ndarr
     return (1 - coverage[..., None]) * photo + coverage[..., None] * ink
 
 
-def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generator) -> np.ndarray:
+def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generator, amplitude: float) -> np.ndarray:
     """Add to ``photo`` a zero-mean sinusoidal grating whose orientation is the place (spread over half a turn; with two
     places the two diagonals, which have the same edge density along rows and columns)."""
     size = photo.shape[0]
@@ -79,7 +80,7 @@ def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generato
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     along = xx * math.cos(angle) + yy * math.sin(angle) + rng.uniform(0, period)
     wave = np.sin(along * 2 * math.pi / period)
-    return np.clip(photo + GRATING_AMPLITUDE * wave[..., None], 0, 255)
+    return np.clip(photo + amplitude * wave[..., None], 0, 255)
 
 
 def _canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw, int]:
