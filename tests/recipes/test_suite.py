@@ -62,6 +62,17 @@ def test_the_fourth_suite_reserves_fresh_members_of_three_kinds() -> None:
     assert recipe_default_suite() == SUITES / "suite_v4.yaml"
 
 
+def test_the_fifth_suite_reserves_a_fresh_texture_member_and_copies_the_fourths_development() -> None:
+    earlier = [load_suite(SUITES / f"suite_v{v}.yaml") for v in range(1, 5)]
+    members = load_suite(SUITES / "suite_v5.yaml")
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert [c.shortcut for c in reserved] == ["texture"] and reserved[0].texture_amplitude > 60
+    assert not {m.config for suite in earlier for m in suite} & set(reserved)
+    assert {m.config.seed for suite in earlier for m in suite}.isdisjoint({c.seed for c in reserved})
+    development = [(m.name, m.config) for m in members if m.role == "development"]
+    assert development == [(m.name, m.config) for m in earlier[3] if m.role == "development"]
+
+
 def recipe_default_suite() -> Path:
     return Path(_recipe().build_parser().get_default("suite"))
 
