@@ -155,6 +155,7 @@ def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_ben
      ({"shortcut": "smell"}, "unknown shortcut kind 'smell'"),
      ({"shortcut": "texture", "texture_amplitude": 0}, "texture_amplitude must be in"),
      ({"shortcut": "texture", "texture_amplitude": 200}, "texture_amplitude must be in"),
+     ({"shortcut": "texture", "texture_amplitude": True}, "texture_amplitude must be in"),
      ({"shortcut": "mark", "texture_amplitude": 90}, "texture_amplitude applies to shortcut 'texture' only")],
 )
 def test_bad_config_is_rejected_with_its_name(kwargs: dict, message: str) -> None:

@@ -105,7 +105,8 @@ class BenchmarkConfig:
             if len(props) != k or min(props) <= 0:
                 raise ValueError(f"class_proportions needs {k} positive shares, got {props}")
         check_shortcut(self.shortcut, k)
-        if not isinstance(self.texture_amplitude, (int, float)) or not 0 < self.texture_amplitude <= 127.5:
+        amplitude = self.texture_amplitude
+        if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= 127.5:
             raise ValueError(f"texture_amplitude must be in (0, 127.5], got {self.texture_amplitude}")
         if self.shortcut != "texture" and self.texture_amplitude != GRATING_AMPLITUDE:
             raise ValueError(f"texture_amplitude applies to shortcut 'texture' only, not {self.shortcut!r}")

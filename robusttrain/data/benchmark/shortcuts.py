@@ -72,8 +72,9 @@ def _stamp(photo: np.ndarray, coverage: np.ndarray, ink: np.ndarray) -> np.ndarr
 
 
 def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generator, amplitude: float) -> np.ndarray:
-    """Add to ``photo`` a zero-mean sinusoidal grating whose orientation is the place (spread over half a turn; with two
-    places the two diagonals, which have the same edge density along rows and columns)."""
+    """Add to ``photo`` a zero-mean sinusoidal grating of ``amplitude`` (0..255 scale) whose orientation is the place
+    (spread over half a turn; with two places the two diagonals, which have the same edge density along rows and
+    columns)."""
     size = photo.shape[0]
     angle = math.pi / 4 + math.pi * place / places + rng.uniform(-0.1, 0.1)  # 2 places: the two diagonals
     period = size * rng.uniform(0.12, 0.18)
