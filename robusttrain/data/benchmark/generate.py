@@ -107,8 +107,8 @@ class BenchmarkConfig:
         check_shortcut(self.shortcut, k)
         amplitude = self.texture_amplitude
         if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= 127.5:
-            raise ValueError(f"texture_amplitude must be in (0, 127.5], got {self.texture_amplitude}")
-        if self.shortcut != "texture" and self.texture_amplitude != GRATING_AMPLITUDE:
+            raise ValueError(f"texture_amplitude must be in (0, 127.5], got {amplitude}")
+        if self.shortcut != "texture" and amplitude != GRATING_AMPLITUDE:
             raise ValueError(f"texture_amplitude applies to shortcut 'texture' only, not {self.shortcut!r}")
         for attr, pool in (("shapes", SHAPES), ("domains", DOMAINS)):
             names = getattr(self, attr)

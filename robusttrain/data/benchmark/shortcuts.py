@@ -43,7 +43,7 @@ def check_shortcut(kind: str, num_classes: int) -> None:
 
 
 def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarray, size: int,
-                 rng: np.random.Generator, amplitude: float = GRATING_AMPLITUDE) -> np.ndarray:
+                 rng: np.random.Generator, amplitude: float) -> np.ndarray:
     """The background of one sample, float32 ``(size, size, 3)`` in 0..255, carrying ``place`` as ``kind`` says.
 
     ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it);
