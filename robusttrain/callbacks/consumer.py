@@ -19,6 +19,11 @@ def check_unit(name: str, value: Any) -> float:
     return float(value)
 
 
+def step_generator(seed: int, step: int, salt: int) -> torch.Generator:
+    """A generator for one training step (replayable: a function of ``seed``, ``step`` and ``salt``)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7_919 + salt)
+
+
 class MapConsumer(Callback):
     """A callback that reads ``batch.maps[source]`` once it has started.
 
@@ -64,4 +69,4 @@ class MapConsumer(Callback):
 
     def generator(self, state: TrainState, salt: int) -> torch.Generator:
         """This callback's generator for this step (replayable: a function of seed, step and ``salt``)."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + state.global_step) * 7_919 + salt)
+        return step_generator(self.seed, state.global_step, salt)

@@ -33,6 +33,7 @@ from ..estimate import background_features, balanced_weights, estimate_minority,
 from ..estimate.network import TRAINING
 from ..types import Batch, TrainState
 from .base import Callback, check_class_labels
+from .consumer import check_unit, step_generator
 from .registry import CALLBACKS
 
 PROBES = ("network", "colour")
@@ -46,8 +47,10 @@ def decision_line(summary: dict[str, Any]) -> str:
     figures = (f"{subject} predicts the label with {100 * summary['probe_accuracy']:.1f}% "
                f"accuracy vs {100 * summary['chance']:.1f}% chance (margin {100 * summary['margin']:.1f})")
     if summary["biased"]:
+        blended = (f"; {100 * summary['mix']:.0f}% of drawn images blended with one of their label from the other side "
+                   "of the estimate" if summary.get("mix") else "")
         return (f"probe_weights: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
-                "the minority and drawn as often, per label, as the rest")
+                f"the minority and drawn as often, per label, as the rest{blended}")
     return (f"probe_weights: no bias found by {summary['looked_at']}: {figures}; training as plain ERM (no "
             f"resampling). This check does not see {BLIND_TO[summary['probe']]}")
 
@@ -62,6 +65,10 @@ class ProbeWeightCallback(Callback):
             on colour statistics of the border frame; cheaper, blind to non-colour shortcuts).
         max_weight: cap on a sample's draw weight (None: uncapped), against a handful of flagged samples taking
             a label's whole half.
+        mix: probability that a drawn sample is blended with a sample of the batch that has its label but the other
+            estimate (flagged with unflagged), ``x = l * x + (1 - l) * partner``, ``l ~ U(0, 1)``, label kept:
+            each flagged image lends its background to many images of its class instead of being seen alone (0:
+            resampling only).
         seed: seed of the probe's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
             ``(B,)``).
@@ -77,7 +84,7 @@ class ProbeWeightCallback(Callback):
 
     order = 0  # records backgrounds before any callback changes the batch
 
-    def __init__(self, probe: str = "network", max_weight: float | None = None, seed: int = 0,
+    def __init__(self, probe: str = "network", max_weight: float | None = None, mix: float = 0.0, seed: int = 0,
                  attribute: int | None = None, **options: Any) -> None:
         super().__init__(**options)
         if probe not in PROBES:
@@ -90,9 +97,12 @@ class ProbeWeightCallback(Callback):
         if attribute is not None and (isinstance(attribute, bool) or not isinstance(attribute, int) or attribute < 0):
             raise ValueError(f"attribute must be a column index >= 0 or null, got {attribute!r}")
         self.probe, self.max_weight, self.seed, self.attribute = probe, max_weight, seed, attribute
+        self.mix = check_unit("mix", mix)
         self.views: dict[int, torch.Tensor] = {}  # sample id -> thumbnail (network) or colour statistics (colour)
         self.labels: dict[int, int] = {}
         self.weights: dict[int, float] | None = None
+        self.flagged: set[int] = set()  # sample ids of the estimated minority (empty without bias)
+        self.mixed = 0  # rows blended so far
         self.summary: dict[str, Any] = {}
         self.served = False  # the loop asked for the weights (else they would be lost silently: warned)
 
@@ -116,7 +126,31 @@ class ProbeWeightCallback(Callback):
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
         if not self.fitted:
             self.record(batch)
+            return batch
+        if self.mix and self.flagged:
+            return self.blend(state, batch)
         return batch
+
+    def blend(self, state: TrainState, batch: Batch) -> Batch:
+        """Blend each chosen row with a random row of the batch that has its label and the other estimate."""
+        if batch.indices is None:
+            raise ValueError("probe_weights needs batch.indices (stable sample ids)")
+        generator = step_generator(self.seed, state.global_step, salt=3)
+        size, device = len(batch), batch.images.device
+        chosen = torch.rand(size, generator=generator) < self.mix
+        scores = torch.rand(size, size, generator=generator)
+        share = torch.rand(size, generator=generator)
+        labels = self.labels_of(batch.targets).cpu()
+        minority = torch.tensor([i in self.flagged for i in batch.indices.cpu().tolist()])
+        allowed = (labels[:, None] == labels[None, :]) & (minority[:, None] != minority[None, :])
+        partners = torch.where(allowed, scores, -1.0).argmax(dim=1)
+        chosen &= allowed.any(dim=1) & batch.unchanged_rows().cpu()
+        if not chosen.any():
+            return batch
+        share = torch.where(chosen, share, 1.0).to(device=device, dtype=batch.images.dtype)[:, None, None, None]
+        images = share * batch.images + (1 - share) * batch.images[partners.to(device)]
+        self.mixed += int(chosen.sum())
+        return batch.with_randomized(images, chosen.to(device))
 
     def record(self, batch: Batch) -> None:
         """Keep what the probe looks at (a thumbnail, or colour statistics) and the label of each unchanged row, by
@@ -169,9 +203,9 @@ class ProbeWeightCallback(Callback):
         """With several processes, every one takes the main process's estimate (a net trained on a GPU need not
         come out bit-identical on each, and the sampler's weights must be one)."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            decided = [(self.weights, self.summary)]
+            decided = [(self.weights, self.flagged, self.summary)]
             torch.distributed.broadcast_object_list(decided, src=0)
-            self.weights, self.summary = decided[0]
+            self.weights, self.flagged, self.summary = decided[0]
 
     def announce(self, state: TrainState) -> None:
         """The decision in one line on the main process's console."""
@@ -194,8 +228,9 @@ class ProbeWeightCallback(Callback):
             estimate = estimate_minority_network(views, labels, num_classes, self.seed, device, TRAINING)
         else:
             estimate = estimate_minority(views, labels, num_classes, self.seed)
-        self.weights = None
+        self.weights, self.flagged = None, set()
         if estimate.biased:
+            self.flagged = {i for i, flag in zip(ids, estimate.flagged.tolist(), strict=True) if flag}
             weights = balanced_weights(labels, estimate.flagged)
             if self.max_weight is not None:
                 weights = weights.clamp(max=self.max_weight)
@@ -204,11 +239,13 @@ class ProbeWeightCallback(Callback):
                         "probe_accuracy": estimate.accuracy, "chance": estimate.chance, "margin": estimate.margin,
                         "sure_mistakes": estimate.sure_mistakes, "biased": estimate.biased,
                         "flagged": int(estimate.flagged.sum()) if estimate.biased else 0,
-                        "decision": "resample the flagged minority" if estimate.biased else "train as plain ERM"}
+                        "mix": self.mix,
+                        "decision": ("train as plain ERM" if not estimate.biased else "resample the flagged minority"
+                                     + (" and blend it with its label's majority" if self.mix else ""))}
         self.views.clear()
 
     def decision(self) -> dict[str, Any]:
-        return dict(self.summary)
+        return {**self.summary, "blended": self.mixed} if self.summary.get("mix") else dict(self.summary)
 
     def sampling_weights(self, state: TrainState) -> dict[int, float] | None:
         self.served = True
@@ -218,12 +255,14 @@ class ProbeWeightCallback(Callback):
         return {"views": {str(k): v for k, v in self.views.items()},
                 "labels": {str(k): v for k, v in self.labels.items()},
                 "weights": None if self.weights is None else {str(k): v for k, v in self.weights.items()},
-                "summary": self.summary, "served": self.served}
+                "flagged": sorted(self.flagged), "mixed": self.mixed, "summary": self.summary, "served": self.served}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.views = {int(k): torch.as_tensor(v) for k, v in state_dict["views"].items()}
         self.labels = {int(k): v for k, v in state_dict["labels"].items()}
         weights = state_dict["weights"]
         self.weights = None if weights is None else {int(k): v for k, v in weights.items()}
+        self.flagged = set(state_dict.get("flagged", []))
+        self.mixed = int(state_dict.get("mixed", 0))
         self.summary = state_dict["summary"]
         self.served = bool(state_dict.get("served", False))

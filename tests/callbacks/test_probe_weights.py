@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from robusttrain.callbacks import CallbackError, CallbackList, ProbeWeightCallback, build_callbacks
+from robusttrain.callbacks.probe_weights import decision_line
 from robusttrain.data import AdaptiveEpochSampler
 from robusttrain.types import Batch, TrainState
 
@@ -186,3 +187,50 @@ def test_the_pass_before_training_gives_weights_for_the_first_epoch_and_is_skipp
     assert not build_callbacks([]).observe_data(state, must_not_be_read())
     with pytest.raises(CallbackError, match="ProbeWeightCallback.observed failed: .*gave no samples"):
         build_callbacks([{"name": "probe_weights"}]).observe_data(state, iter([]))
+
+
+def test_mix_blends_each_chosen_image_with_one_of_its_label_from_the_other_estimate() -> None:
+    images, labels, minority = _scenes(400, correlation=0.9)
+    callback, state = ProbeWeightCallback(mix=0.5), TrainState()
+    _epoch(callback, state, images, labels)
+    assert callback.flagged == set(torch.nonzero(minority).flatten().tolist())
+    rows = torch.cat([torch.nonzero(minority).flatten()[:16], torch.nonzero(~minority).flatten()[:48]])
+    batch = Batch(images=images[rows], targets=labels[rows], indices=rows)
+    rng_before = torch.get_rng_state()
+    mixed = callback.on_batch_start(state, batch)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.equal(mixed.targets, batch.targets)  # both images have the label: it is kept
+    changed = mixed.randomized
+    assert 16 <= int(changed.sum()) <= 48 and callback.mixed == int(changed.sum())
+    assert torch.equal(mixed.images[~changed], batch.images[~changed])
+    for row in torch.nonzero(changed).flatten().tolist():
+        own, new = batch.images[row].flatten(), mixed.images[row].flatten()
+        partners = [j for j in range(len(rows))
+                    if labels[rows[j]] == labels[rows[row]] and minority[rows[j]] != minority[rows[row]]]
+        residuals = []
+        for j in partners:  # new = l * own + (1 - l) * other: the best l leaves no residual for the partner
+            other = batch.images[j].flatten()
+            share = float(torch.dot(new - other, own - other) / torch.dot(own - other, own - other))
+            residuals.append(float((new - other - share * (own - other)).abs().max()) if 0 <= share <= 1 else 1.0)
+        assert min(residuals) < 1e-5
+    assert callback.decision()["blended"] == callback.mixed
+    assert "and blend it with its label's majority" in callback.summary["decision"]
+    assert "50% of drawn images blended with one of their label" in decision_line(callback.summary)
+    again = callback.on_batch_start(state, batch)  # replayable: a function of the seed and the step
+    assert torch.equal(again.images, mixed.images)
+    restored = ProbeWeightCallback(mix=0.5)
+    restored.load_state_dict(callback.state_dict())
+    assert restored.flagged == callback.flagged and restored.mixed == callback.mixed
+    alone = Batch(images=images[rows[16:]], targets=labels[rows[16:]], indices=rows[16:])
+    assert callback.on_batch_start(state, alone) is alone  # no partner from the other estimate: unchanged
+    for bad in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ValueError, match="mix must be a number in"):
+            ProbeWeightCallback(mix=bad)
+
+
+def test_mix_changes_nothing_without_bias() -> None:
+    images, labels, _ = _scenes(400, correlation=0.5)
+    callback, state = ProbeWeightCallback(mix=1.0), TrainState()
+    _epoch(callback, state, images, labels)
+    batch = Batch(images=images[:64], targets=labels[:64], indices=torch.arange(64))
+    assert callback.on_batch_start(state, batch) is batch and callback.mixed == 0
