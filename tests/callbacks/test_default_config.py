@@ -16,6 +16,7 @@ from robusttrain.types import Batch, TrainState
 CALLBACK_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "callbacks"
 DEFAULT = CALLBACK_CONFIGS / "default.yaml"
 WITH_SWAP = CALLBACK_CONFIGS / "probe_weights_swap.yaml"
+WITH_BLENDS = CALLBACK_CONFIGS / "probe_weights_mix.yaml"
 DATASET_UNITS = {"start_step", "every", "dilate", "blur_radius", "head_max_size", "cache_resolution"}
 
 
@@ -27,8 +28,8 @@ def _numbers(node: object, key: str = "") -> list[tuple[str, float]]:
     return [(key, node)] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
 
 
-@pytest.mark.parametrize("path", [DEFAULT, WITH_SWAP], ids=lambda p: p.stem)
-def test_the_default_and_its_swap_variant_have_no_option_in_steps_or_pixels(path: Path) -> None:
+@pytest.mark.parametrize("path", [DEFAULT, WITH_SWAP, WITH_BLENDS], ids=lambda p: p.stem)
+def test_the_default_and_its_variants_have_no_option_in_steps_or_pixels(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
     numbers = _numbers(config)
     assert not {key for key, _ in numbers} & DATASET_UNITS
