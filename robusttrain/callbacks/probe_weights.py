@@ -69,10 +69,10 @@ class ProbeWeightCallback(Callback):
             on colour statistics of the border frame; cheaper, blind to non-colour shortcuts).
         max_weight: cap on a sample's draw weight (None: uncapped), against a handful of flagged samples taking
             a label's whole half.
-        mix: probability that a drawn sample is blended with a sample of the batch that has its label but the other
-            estimate (flagged with unflagged), ``x = l * x + (1 - l) * partner``, ``l ~ U(0, 1)``, label kept:
-            each flagged image lends its background to many images of its class instead of being seen alone (0:
-            resampling only).
+        mix: probability that a drawn sample is blended with a sample of the batch that has its label and is on the
+            other side of the estimate (flagged with unflagged), ``x = l * x + (1 - l) * partner``, ``l ~ U(0, 1)``,
+            label kept: each flagged image lends its background to many images of its class instead of being seen
+            alone (0: resampling only).
         seed: seed of the probe's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
             ``(B,)``).
@@ -136,7 +136,8 @@ class ProbeWeightCallback(Callback):
         return batch
 
     def blend(self, state: TrainState, batch: Batch) -> Batch:
-        """Blend each chosen row with a random row of the batch that has its label and the other estimate."""
+        """Blend each chosen row with a random row of the batch that has its label and is on the other side of the
+        estimate."""
         if batch.indices is None:
             raise ValueError("probe_weights needs batch.indices (stable sample ids)")
         generator = step_generator(self.seed, state.global_step, salt=3)
