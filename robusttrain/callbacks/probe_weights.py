@@ -138,15 +138,14 @@ class ProbeWeightCallback(Callback):
     def blend(self, state: TrainState, batch: Batch) -> Batch:
         """Blend each chosen row with a random row of the batch that has its label and is on the other side of the
         estimate."""
-        if batch.indices is None:
-            raise ValueError("probe_weights needs batch.indices (stable sample ids)")
+        ids = self.sample_ids(batch)
         generator = step_generator(self.seed, state.global_step, salt=3)
         size, device = len(batch), batch.images.device
         chosen = torch.rand(size, generator=generator) < self.mix
         scores = torch.rand(size, size, generator=generator)
         share = torch.rand(size, generator=generator)
         labels = self.labels_of(batch.targets).cpu()
-        minority = torch.tensor([i in self.flagged for i in batch.indices.cpu().tolist()])
+        minority = torch.tensor([i in self.flagged for i in ids.tolist()])
         allowed = (labels[:, None] == labels[None, :]) & (minority[:, None] != minority[None, :])
         partners = torch.where(allowed, scores, -1.0).argmax(dim=1)
         chosen &= allowed.any(dim=1) & batch.unchanged_rows().cpu()
@@ -160,15 +159,21 @@ class ProbeWeightCallback(Callback):
     def record(self, batch: Batch) -> None:
         """Keep what the probe looks at (a thumbnail, or colour statistics) and the label of each unchanged row, by
         sample id."""
-        if batch.indices is None:
-            raise ValueError("probe_weights needs batch.indices (stable sample ids)")
+        ids = self.sample_ids(batch)
         labels = self.labels_of(batch.targets).cpu()
         rows = batch.unchanged_rows().cpu()
         images = batch.images.detach()
         views = thumbnails(images, TRAINING.side) if self.probe == "network" else background_features(images).cpu()
-        for sample_id, label, view in zip(batch.indices.cpu()[rows].tolist(), labels[rows].tolist(),
+        for sample_id, label, view in zip(ids[rows].tolist(), labels[rows].tolist(),
                                           views[rows], strict=True):
             self.views[sample_id], self.labels[sample_id] = view.clone(), label
+
+    @staticmethod
+    def sample_ids(batch: Batch) -> torch.Tensor:
+        """The batch's sample ids on the CPU; ``ValueError`` when the batch carries none."""
+        if batch.indices is None:
+            raise ValueError("probe_weights needs batch.indices (stable sample ids)")
+        return batch.indices.cpu()
 
     def labels_of(self, targets: torch.Tensor) -> torch.Tensor:
         """The labels the probe balances: the class labels, or the ``attribute`` column of multi-label targets."""
