@@ -11,7 +11,8 @@ sampler: :meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.Adap
 ``mix`` (``configs/callbacks/probe_weights_mix.yaml``: 0.5) that share of each batch is blended with an image of
 the same label from the other side of the estimate, so a handful of flagged images lends its backgrounds to many
 images of its class instead of being learned by heart (intra-label selective mixup, as LISA, with the estimate's
-sides for domains; an option: docs/history.md, "Same-label blends").
+sides for domains: docs/history.md, "Same-label blends"); with ``mix_below`` only where the estimate flags less than
+that share of the training set (a handful of images that resampling alone would repeat dozens of times).
 ``probe="colour"`` uses the earlier, cheaper estimate instead: a linear probe on colour statistics of each image's
 border frame (blind to texture, layout, marks and context). When the estimate finds no bias the callback says so in
 one line and asks for no weights, so the loop trains exactly as plain ERM (its shuffle, not draws with replacement).
@@ -53,6 +54,8 @@ def decision_line(summary: dict[str, Any]) -> str:
     if summary["biased"]:
         blended = (f"; {100 * summary['mix']:.0f}% of drawn images blended with one of their label from the other side "
                    "of the estimate" if summary.get("mix") else "")
+        if summary.get("no_blends"):
+            blended = f"; no blends: {summary['no_blends']}"
         return (f"probe_weights: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
                 f"the minority and drawn as often, per label, as the rest{blended}")
     return (f"probe_weights: no bias found by {summary['looked_at']}: {figures}; training as plain ERM (no "
@@ -73,6 +76,8 @@ class ProbeWeightCallback(Callback):
             other side of the estimate (flagged with unflagged), ``x = l * x + (1 - l) * partner``, ``l ~ U(0, 1)``,
             label kept: each flagged image lends its background to many images of its class instead of being seen
             alone (0: resampling only).
+        mix_below: blend only when the estimate flags less than this share of the training samples (None: whenever
+            it flags any); above it resampling alone already draws each flagged image only a few times per epoch.
         seed: seed of the probe's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
             ``(B,)``).
@@ -88,8 +93,9 @@ class ProbeWeightCallback(Callback):
 
     order = 0  # records backgrounds before any callback changes the batch
 
-    def __init__(self, probe: str = "network", max_weight: float | None = None, mix: float = 0.0, seed: int = 0,
-                 attribute: int | None = None, **options: Any) -> None:
+    def __init__(self, probe: str = "network", max_weight: float | None = None, mix: float = 0.0,
+                 mix_below: float | None = None, seed: int = 0, attribute: int | None = None,
+                 **options: Any) -> None:
         super().__init__(**options)
         if probe not in PROBES:
             raise ValueError(f"probe must be one of {list(PROBES)}, got {probe!r}")
@@ -102,6 +108,7 @@ class ProbeWeightCallback(Callback):
             raise ValueError(f"attribute must be a column index >= 0 or null, got {attribute!r}")
         self.probe, self.max_weight, self.seed, self.attribute = probe, max_weight, seed, attribute
         self.mix = check_unit("mix", mix)
+        self.mix_below = None if mix_below is None else check_unit("mix_below", mix_below)
         self.views: dict[int, torch.Tensor] = {}  # sample id -> thumbnail (network) or colour statistics (colour)
         self.labels: dict[int, int] = {}
         self.weights: dict[int, float] | None = None
@@ -131,7 +138,7 @@ class ProbeWeightCallback(Callback):
         if not self.fitted:
             self.record(batch)
             return batch
-        if self.mix and self.flagged:
+        if self.summary.get("mix") and self.flagged:
             return self.blend(state, batch)
         return batch
 
@@ -141,7 +148,7 @@ class ProbeWeightCallback(Callback):
         ids = self.sample_ids(batch)
         generator = step_generator(self.seed, state.global_step, salt=3)
         size, device = len(batch), batch.images.device
-        chosen = torch.rand(size, generator=generator) < self.mix
+        chosen = torch.rand(size, generator=generator) < self.summary["mix"]
         scores = torch.rand(size, size, generator=generator)
         share = torch.rand(size, generator=generator)
         labels = self.labels_of(batch.targets).cpu()
@@ -245,13 +252,16 @@ class ProbeWeightCallback(Callback):
             if self.max_weight is not None:
                 weights = weights.clamp(max=self.max_weight)
             self.weights = dict(zip(ids, weights.tolist(), strict=True))
+        flagged = len(self.flagged)
+        blends = self.mix if self.mix_below is None or flagged < self.mix_below * len(ids) else 0.0
+        no_blends = (f"{100 * flagged / len(ids):.1f}% flagged, not under mix_below {100 * self.mix_below:g}%"
+                     if estimate.biased and self.mix and not blends else None)
         self.summary = {"probe": self.probe, "looked_at": estimate.looked_at, "samples": len(ids),
                         "probe_accuracy": estimate.accuracy, "chance": estimate.chance, "margin": estimate.margin,
-                        "sure_mistakes": estimate.sure_mistakes, "biased": estimate.biased,
-                        "flagged": int(estimate.flagged.sum()) if estimate.biased else 0,
-                        "mix": self.mix,
+                        "sure_mistakes": estimate.sure_mistakes, "biased": estimate.biased, "flagged": flagged,
+                        "mix": blends, "mix_below": self.mix_below, "no_blends": no_blends,
                         "decision": ("train as plain ERM" if not estimate.biased else "resample the flagged minority"
-                                     + (" and blend it with its label's majority" if self.mix else ""))}
+                                     + (" and blend it with its label's majority" if blends else ""))}
         self.views.clear()
 
     def decision(self) -> dict[str, Any]:

@@ -234,3 +234,27 @@ def test_mix_changes_nothing_without_bias() -> None:
     _epoch(callback, state, images, labels)
     batch = Batch(images=images[:64], targets=labels[:64], indices=torch.arange(64))
     assert callback.on_batch_start(state, batch) is batch and callback.mixed == 0
+
+
+def test_mix_below_blends_only_a_small_flagged_share() -> None:
+    images, labels, minority = _scenes(400, correlation=0.9)
+    share = float(minority.float().mean())
+    rows = torch.cat([torch.nonzero(minority).flatten()[:16], torch.nonzero(~minority).flatten()[:48]])
+    batch = Batch(images=images[rows], targets=labels[rows], indices=rows)
+    above, state = ProbeWeightCallback(mix=0.5, mix_below=share / 2), TrainState()
+    _epoch(above, state, images, labels)
+    assert above.flagged and above.weights is not None  # still resampled ...
+    assert above.on_batch_start(state, batch) is batch and above.mixed == 0  # ... but not blended
+    assert above.summary["mix"] == 0 and above.decision() == above.summary
+    assert "resample the flagged minority" == above.summary["decision"]
+    assert f"no blends: {100 * share:.1f}% flagged, not under mix_below" in decision_line(above.summary)
+    below = ProbeWeightCallback(mix=0.5, mix_below=min(1.0, share * 2))
+    _epoch(below, state, images, labels)
+    assert below.summary["mix"] == 0.5 and below.summary["no_blends"] is None
+    assert int(below.on_batch_start(state, batch).randomized.sum()) > 0
+    resumed = ProbeWeightCallback(mix=0.5, mix_below=share / 2)
+    resumed.load_state_dict(above.state_dict())
+    assert resumed.on_batch_start(state, batch) is batch  # the decision travels with the checkpoint
+    for bad in (-0.1, 2, "small"):
+        with pytest.raises(ValueError, match="mix_below must be a number in"):
+            ProbeWeightCallback(mix=0.5, mix_below=bad)
