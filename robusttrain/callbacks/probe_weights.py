@@ -7,12 +7,13 @@ texture, layout, a small mark, context next to the object) is what a network lea
 labels clearly above chance with enough near-certain mistakes, those mistakes are the estimated bias-conflicting
 samples (a landbird on water; settings: :data:`~robusttrain.estimate.network.TRAINING`). From the first epoch on
 samples are *drawn* so that flagged and unflagged samples of each label carry equal mass (through the loop's
-sampler: :meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`). With
-``mix`` (``configs/callbacks/probe_weights_mix.yaml``: 0.5) that share of each batch is blended with an image of
-the same label from the other side of the estimate, so a handful of flagged images lends its backgrounds to many
-images of its class instead of being learned by heart (intra-label selective mixup, as LISA, with the estimate's
-sides for domains: docs/history.md, "Same-label blends"); with ``mix_below`` only where the estimate flags less than
-that share of the training set (a handful of images that resampling alone would repeat dozens of times).
+sampler: :meth:`CallbackList.sampling_weights` -> :class:`~robusttrain.data.AdaptiveEpochSampler`). With ``mix``
+(0.5 in ``configs/callbacks/default.yaml`` and ``probe_weights_mix.yaml``) that share of each batch is blended with
+an image of the same label from the other side of the estimate, so a handful of flagged images lends its backgrounds
+to many images of its class instead of being learned by heart (intra-label selective mixup, as LISA, with the
+estimate's sides for domains: docs/history.md, "Same-label blends"); with ``mix_below`` (the default: 0.04) only
+where the estimate flags less than that share of the training set (a handful of images that resampling alone would
+repeat dozens of times per epoch).
 ``probe="colour"`` uses the earlier, cheaper estimate instead: a linear probe on colour statistics of each image's
 border frame (blind to texture, layout, marks and context). When the estimate finds no bias the callback says so in
 one line and asks for no weights, so the loop trains exactly as plain ERM (its shuffle, not draws with replacement).

@@ -73,6 +73,18 @@ def test_the_fifth_suite_reserves_a_fresh_texture_member_and_copies_the_fourths_
     assert development == [(m.name, m.config) for m in earlier[3] if m.role == "development"]
 
 
+def test_the_sixth_suite_reserves_fresh_members_and_copies_the_fifths_development() -> None:
+    earlier = [load_suite(SUITES / f"suite_v{v}.yaml") for v in range(1, 6)]
+    members = load_suite(SUITES / "suite_v6.yaml")
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert {c.shortcut for c in reserved} == {"colour", "mark", "context"}
+    assert not {m.config for suite in earlier for m in suite} & set(reserved)
+    assert {m.config.seed for suite in earlier for m in suite}.isdisjoint({c.seed for c in reserved})
+    development = [(m.name, m.config) for m in members if m.role == "development"]
+    blends_chosen_on = [(m.name, m.config) for m in load_suite(SUITES / "counterfactual_dev.yaml")]
+    assert development == [(m.name, m.config) for m in earlier[4] if m.role == "development"] + blends_chosen_on
+
+
 def recipe_default_suite() -> Path:
     return Path(_recipe().build_parser().get_default("suite"))
 
