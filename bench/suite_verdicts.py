@@ -12,6 +12,9 @@
    average is over 60%, and "relies on the object" for none of them. The same count is also given for every model
    under 20% worst group whatever its average (a model that reads only the shortcut averages about 50%).
 
+Members missing under ``--data-root`` are rendered first; ``--no-models`` runs the dataset audits only (no
+training runs needed).
+
 Example:
     python bench/suite_verdicts.py --suite configs/suite/suite_v3.yaml --members all \
         --runs reports/suite_v3 --data-root data/suite_v3 --output reports/suite_v3_verdicts
@@ -24,7 +27,7 @@ import json
 from pathlib import Path
 
 from robusttrain.cli import main as cli
-from robusttrain.data.benchmark import load_suite
+from robusttrain.data.benchmark import generate_benchmark, load_suite
 from robusttrain.data.waterbirds import write_view
 
 SHORTCUT_WORDS = ("USES THE BACKGROUND", "RELIES ON THE BACKGROUND")
@@ -106,14 +109,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", required=True)
     parser.add_argument("--members", nargs="+", default=["all"], help="development, reserved, all or names")
-    parser.add_argument("--runs", required=True, help="recipes/suite.py --output-dir")
+    parser.add_argument("--runs", help="recipes/suite.py --output-dir (needed unless --no-models)")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--images", type=int, default=400, help="test images per model audit")
     parser.add_argument("--output", default="reports/suite_verdicts")
     parser.add_argument("--no-models", action="store_true", help="dataset audits only")
     args = parser.parse_args()
+    if args.runs is None and not args.no_models:
+        parser.error("--runs is needed for the model audits (or --no-models)")
     members = [m for m in load_suite(args.suite)
                if "all" in args.members or m.role in args.members or m.name in args.members]
+    for member in members:  # rendered once; an existing member with the same config is reused
+        generate_benchmark(Path(args.data_root) / member.name, member.config)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     text = dataset_rows(members, Path(args.data_root), out)

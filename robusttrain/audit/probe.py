@@ -3,9 +3,10 @@
 Two checks of the training estimate (:mod:`robusttrain.estimate`), both out of fold:
 
 - the deciding one: a small CNN trained briefly on the whole images (the training estimate's rule and thumbnail side
-  with a net twice as wide: :data:`~robusttrain.estimate.network.AUDIT`). A shortcut of any kind (colour, texture,
-  layout, a small mark, context) is what a network learns first; where the net predicts labels clearly above chance
-  and enough of its mistakes are near-certain ones, the split is biased and those mistakes are the flagged minority;
+  with a net twice as wide, its answers averaged over three runs: :data:`~robusttrain.estimate.network.AUDIT`). A
+  shortcut of any kind (colour, texture, layout, a small mark, context) is what a network learns first; where the
+  nets predict labels clearly above chance and enough of their mistakes are near-certain ones, the split is biased
+  and their confident mistakes are the flagged minority;
 - the cheap first look: a linear probe on statistics of the background pixels (colour means and spreads, a joint
   colour histogram, edge density; outside the dilated true mask when there is one, else a border frame of a sixth
   of the image), reported next to it. Backgrounds are clustered on these statistics (k-means) and the label x

@@ -9,9 +9,12 @@ import torch
 from robusttrain.estimate import estimate_minority_network, thumbnails
 from robusttrain.estimate.network import (
     AUDIT,
+    LOOKS_AT_NETWORK,
     PROBE_SIDE,
     TRAINING,
     NetworkSettings,
+    averaged_out_of_fold,
+    looked_at,
     network_out_of_fold,
     sure_mistakes,
 )
@@ -64,19 +67,34 @@ def test_sure_mistakes_count_confident_wrong_answers_only() -> None:
 
 
 @pytest.mark.parametrize("settings", [TRAINING, AUDIT], ids=["training", "audit"])
-def test_the_settings_flag_only_near_certain_mistakes(settings: NetworkSettings) -> None:
+def test_the_settings_flag_only_confident_mistakes(settings: NetworkSettings) -> None:
     images, labels, minority = _striped(400, correlation=0.9)
     estimate = estimate_minority_network(thumbnails(images, settings.side), labels, 2, settings=settings)
-    assert estimate.biased and estimate.flag_below == settings.sure_probability / 2
+    assert estimate.biased and estimate.flag_below == settings.flag_probability / 2
     truth = estimate.out_of_fold.gather(1, labels[:, None]).squeeze(1)
     wrong = estimate.out_of_fold.argmax(1) != labels
-    assert torch.equal(estimate.flagged, wrong & (truth < settings.sure_probability / 2))
+    assert torch.equal(estimate.flagged, wrong & (truth < settings.flag_probability / 2))
     assert (estimate.flagged & minority).sum() / estimate.flagged.sum() >= 0.8  # still the minority
+
+
+def test_the_training_estimate_is_one_run_and_the_audit_averages_three() -> None:
+    generator = torch.Generator().manual_seed(4)
+    images = torch.randint(0, 256, (160, 3, 16, 16), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 2, (160,), generator=generator)
+    one = network_out_of_fold(images, labels, 2, seed=7, width=4)
+    assert torch.equal(averaged_out_of_fold(images, labels, 2, seed=7, width=4), one)  # one run: as it is
+    runs = [one, *(network_out_of_fold(images, labels, 2, seed=7 + k, width=4) for k in (1, 2))]
+    assert not torch.equal(runs[0], runs[1])  # each run its own fold split and initialisation
+    averaged = averaged_out_of_fold(images, labels, 2, seed=7, width=4, runs=3)
+    geometric = torch.stack(runs).clamp_min(1e-6).log().mean(0).exp()
+    assert torch.allclose(averaged, geometric / geometric.sum(1, keepdim=True), atol=1e-6)
+    assert TRAINING.runs == 1 and AUDIT.runs == 3
+    assert "3 runs averaged" in looked_at(AUDIT) and looked_at(TRAINING) == LOOKS_AT_NETWORK
 
 
 def test_every_mistake_is_flagged_when_the_settings_say_so() -> None:
     images, labels, _ = _striped(400, correlation=0.9)
-    every = NetworkSettings(flag_sure_only=False, sure_share=0.0)
+    every = NetworkSettings(flag_probability=None, sure_share=0.0)
     estimate = estimate_minority_network(thumbnails(images, every.side), labels, 2, settings=every)
     assert estimate.flag_below is None and torch.equal(estimate.flagged, estimate.out_of_fold.argmax(1) != labels)
 
