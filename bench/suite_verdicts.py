@@ -119,8 +119,9 @@ def main() -> None:
         parser.error("--runs is needed for the model audits (or --no-models)")
     members = [m for m in load_suite(args.suite)
                if "all" in args.members or m.role in args.members or m.name in args.members]
-    for member in members:  # rendered once; an existing member with the same config is reused
-        generate_benchmark(Path(args.data_root) / member.name, member.config)
+    for member in members:  # a member's folder that exists is used as it is
+        if not (Path(args.data_root) / member.name).exists():
+            generate_benchmark(Path(args.data_root) / member.name, member.config)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     text = dataset_rows(members, Path(args.data_root), out)
