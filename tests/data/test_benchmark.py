@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from robusttrain.data import BenchmarkConfig, generate_benchmark
-from robusttrain.data.benchmark import group_counts, render_sample, split_plan
+from robusttrain.data.benchmark import group_counts, render_sample, shortcuts, split_plan
 
 from ..conftest import TINY
 
@@ -129,11 +129,35 @@ def test_a_louder_grating_changes_the_background_more_and_the_object_not_at_all(
     assert np.array_equal(quiet_image[mask == 1.0], loud_image[mask == 1.0])
 
 
+@pytest.mark.parametrize("kind", ["mark", "context"])
+def test_contrasting_ink_makes_every_symbol_stand_out_and_changes_nothing_else(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``ink: any`` some symbols all but vanish into the photo under them; ``contrasting`` turns those to their
+    negative, so each symbol differs from its photo at least as much, and no pixel outside the symbol changes."""
+    stamped: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    stamp = shortcuts._stamp
+    monkeypatch.setattr(shortcuts, "_stamp", lambda photo, coverage, ink: (
+        stamped.append((photo, coverage, ink)), stamp(photo, coverage, ink))[1])
+    gaps = {"any": [], "contrasting": []}
+    for i in range(40):
+        images = {}
+        for ink in gaps:
+            config = BenchmarkConfig(shortcut=kind, ink=ink, image_size=64, seed=6)
+            images[ink] = render_sample(config, "train", i, y=0, place=1)[0]
+            photo, coverage, colour = stamped[-1]
+            gaps[ink].append(shortcuts.ink_contrast(colour, photo, coverage))
+        outside = stamped[-1][1] == 0
+        assert np.array_equal(images["any"][outside], images["contrasting"][outside])  # photo and object as they were
+    before, after = np.array(gaps["any"]), np.array(gaps["contrasting"])
+    assert (after >= before).all() and (before < 30).sum() >= 4  # the default leaves faint symbols ...
+    assert after.min() > 50  # ... the option none
+
+
 def test_a_benchmark_written_before_the_texture_amplitude_is_still_reused(tmp_path: Path) -> None:
     config = BenchmarkConfig(**{**TINY.__dict__, "shortcut": "texture", "n_train": 8, "n_val": 4, "n_test": 4})
     root = generate_benchmark(tmp_path / "older", config, workers=1)
     manifest = json.loads((root / "benchmark.json").read_text())
-    del manifest["config"]["texture_amplitude"]
+    del manifest["config"]["texture_amplitude"], manifest["config"]["ink"]  # nor the ink option
     (root / "benchmark.json").write_text(json.dumps(manifest))
     assert generate_benchmark(root, config) == root
     with pytest.raises(FileExistsError, match="another config"):
@@ -156,7 +180,9 @@ def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_ben
      ({"shortcut": "texture", "texture_amplitude": 0}, "texture_amplitude must be in"),
      ({"shortcut": "texture", "texture_amplitude": 200}, "texture_amplitude must be in"),
      ({"shortcut": "texture", "texture_amplitude": True}, "texture_amplitude must be in"),
-     ({"shortcut": "mark", "texture_amplitude": 90}, "texture_amplitude applies to shortcut 'texture' only")],
+     ({"shortcut": "mark", "texture_amplitude": 90}, "texture_amplitude applies to shortcut 'texture' only"),
+     ({"shortcut": "mark", "ink": "neon"}, "unknown ink 'neon'"),
+     ({"shortcut": "colour", "ink": "contrasting"}, "ink applies to shortcuts 'mark' and 'context' only")],
 )
 def test_bad_config_is_rejected_with_its_name(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

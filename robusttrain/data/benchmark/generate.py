@@ -35,7 +35,7 @@ from PIL import Image
 
 from .backgrounds import DOMAINS
 from .shapes import HOLED_SHAPES, SHAPES, AppearanceDraw, ShapeDraw, draw_appearance, draw_shape, paint, rasterise
-from .shortcuts import GRATING_AMPLITUDE, check_shortcut, render_scene
+from .shortcuts import GRATING_AMPLITUDE, INKS, check_shortcut, render_scene
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 2  # 2: attribute columns in metadata.csv
@@ -66,6 +66,9 @@ class BenchmarkConfig:
             anywhere outside the object) or ``context`` (a strip touching the object).
         texture_amplitude: the ``texture`` kind's grating amplitude on the 0..255 scale (how loudly the shortcut
             speaks; the object is drawn over it, unchanged). Only the texture kind has one.
+        ink: how the ``mark`` and ``context`` kinds colour their symbol (:data:`~.shortcuts.INKS`): ``any``, dark
+            or light at random (some symbols all but vanish into the photo), or ``contrasting``, each symbol turned
+            to its negative where that differs more from the photo it covers (every symbol visible).
         seed: everything is a deterministic function of it.
     """
 
@@ -81,6 +84,7 @@ class BenchmarkConfig:
     domains: tuple[str, ...] | None = None
     shortcut: str = "colour"
     texture_amplitude: float = GRATING_AMPLITUDE
+    ink: str = "any"
     seed: int = 0
     format_version: int = field(default=FORMAT_VERSION, repr=False)
 
@@ -110,6 +114,10 @@ class BenchmarkConfig:
             raise ValueError(f"texture_amplitude must be in (0, 127.5], got {amplitude}")
         if self.shortcut != "texture" and amplitude != GRATING_AMPLITUDE:
             raise ValueError(f"texture_amplitude applies to shortcut 'texture' only, not {self.shortcut!r}")
+        if self.ink not in INKS:
+            raise ValueError(f"unknown ink {self.ink!r}; choose from {list(INKS)}")
+        if self.ink != "any" and self.shortcut not in ("mark", "context"):
+            raise ValueError(f"ink applies to shortcuts 'mark' and 'context' only, not {self.shortcut!r}")
         for attr, pool in (("shapes", SHAPES), ("domains", DOMAINS)):
             names = getattr(self, attr)
             if names is not None:
@@ -193,7 +201,7 @@ def render_sample(config: BenchmarkConfig, split: str, i: int, y: int, place: in
     mask = rasterise(shape)
     foreground = paint(appearance, config.image_size).astype(np.float32)
     background = render_scene(config.shortcut, place, config.domain_names, mask, config.image_size, rng,
-                              config.texture_amplitude)
+                              config.texture_amplitude, config.ink)
     image = mask[..., None] * foreground + (1.0 - mask[..., None]) * background
     return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
 
@@ -222,8 +230,9 @@ def generate_benchmark(
     wanted = {"config": asdict(config)}
     if manifest.exists() and not overwrite:
         found = json.loads(manifest.read_text())
-        # made before the shortcut kinds, or before the texture amplitude
-        config_found = {"shortcut": "colour", "texture_amplitude": GRATING_AMPLITUDE, **found.get("config", {})}
+        # made before the shortcut kinds, the texture amplitude or the ink option
+        config_found = {"shortcut": "colour", "texture_amplitude": GRATING_AMPLITUDE, "ink": "any",
+                        **found.get("config", {})}
         config_wanted = json.loads(json.dumps(wanted["config"]))
         if config_found == config_wanted:
             return root

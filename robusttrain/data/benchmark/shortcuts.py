@@ -8,7 +8,9 @@ split's ``correlation``; the kinds differ in *what* of the picture ``place`` cha
   from all the config's domains whatever the place, so colour statistics match across places and only the
   background's *structure* differs.
 - ``mark``: a small symbol (plus, ring, bar, corner...) stamped anywhere in the background, outside the object;
-  colours drawn independently of the place.
+  colours drawn independently of the place (``ink``: ``any`` draws them dark or light at random, so some symbols
+  all but vanish into the photo under them; ``contrasting`` turns each one to its negative where that differs more
+  from the photo it covers).
 - ``context``: a strip touching the object's lower edge (a perch, a wave, a dotted line...), one pattern per
   place: the shortcut sits next to the object, inside any border frame.
 
@@ -27,6 +29,7 @@ from .backgrounds import DOMAINS, render_background
 from .shapes import SUPERSAMPLE
 
 SHORTCUTS = ("colour", "texture", "mark", "context")
+INKS = ("any", "contrasting")  # how the mark and context kinds colour their symbol (module docstring)
 GRATING_AMPLITUDE = 60.0  # the texture kind's default grating, added to the photo (0..255 scale; zero mean)
 MARK_SIDE = (0.2, 0.26)  # side of the mark kind's symbol, as a share of the image side
 MARKS = ("plus", "ring", "bar", "corner", "cross", "dot", "triangle", "square")
@@ -43,11 +46,12 @@ def check_shortcut(kind: str, num_classes: int) -> None:
 
 
 def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarray, size: int,
-                 rng: np.random.Generator, amplitude: float) -> np.ndarray:
+                 rng: np.random.Generator, amplitude: float, ink_rule: str = "any") -> np.ndarray:
     """The background of one sample, float32 ``(size, size, 3)`` in 0..255, carrying ``place`` as ``kind`` says.
 
     ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it);
-    ``amplitude`` is the texture kind's grating amplitude.
+    ``amplitude`` is the texture kind's grating amplitude; ``ink_rule`` (:data:`INKS`) how the mark and context
+    kinds colour their symbol.
     """
     if kind == "colour":
         return render_background(domains[place], size, rng).astype(np.float32)
@@ -55,9 +59,10 @@ def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarr
     if kind == "texture":
         return _grating(photo, place, len(domains), rng, amplitude)
     ink = _ink(rng)
-    if kind == "mark":
-        return _stamp(photo, _mark(place, size, mask, rng), ink)
-    return _stamp(photo, _context(place, size, mask, rng), ink)
+    coverage = _mark(place, size, mask, rng) if kind == "mark" else _context(place, size, mask, rng)
+    if ink_rule == "contrasting":
+        ink = contrasting_ink(ink, photo, coverage)
+    return _stamp(photo, coverage, ink)
 
 
 def _ink(rng: np.random.Generator) -> np.ndarray:
@@ -65,6 +70,20 @@ def _ink(rng: np.random.Generator) -> np.ndarray:
     tone = rng.uniform(0.0, 0.25) if rng.random() < 0.5 else rng.uniform(0.75, 1.0)
     hue = rng.uniform(0.7, 1.3, size=3)
     return np.clip(tone * 255 * hue, 0, 255).astype(np.float32)
+
+
+def ink_contrast(ink: np.ndarray, photo: np.ndarray, coverage: np.ndarray) -> float:
+    """How far ``ink`` is from the photo it covers: mean absolute difference over channels, weighted by
+    ``coverage`` (0..255)."""
+    weights = coverage / max(float(coverage.sum()), 1e-6)
+    return float((np.abs(photo - ink).mean(2) * weights).sum())
+
+
+def contrasting_ink(ink: np.ndarray, photo: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """``ink`` or its negative (``255 - ink``), whichever differs more from the photo under ``coverage`` (no
+    random draw, so every other draw of the sample stays as it was)."""
+    negative = 255.0 - ink
+    return negative if ink_contrast(negative, photo, coverage) > ink_contrast(ink, photo, coverage) else ink
 
 
 def _stamp(photo: np.ndarray, coverage: np.ndarray, ink: np.ndarray) -> np.ndarray:
