@@ -11,8 +11,8 @@ sure ones; the flags are its near-certain mistakes (true label under 0.1 / K for
 One such run depends on its seed (its fold split and initialisation): on the development members of suite v6 the
 audit's flags from six single seeds ranged over precision 0.43-1.00 and recall 0.44-1.00 on the same member. The
 dataset audit therefore averages the answers of three runs (geometric mean of their probabilities) and flags the
-mistakes of that average under 0.2 / K: precision 0.82-1.00, recall 0.75-1.00 on the same members for two disjoint
-seed triples, apart from the member whose marks look like the other class's object (recall 0.57).
+mistakes of that average under 0.2 / K: precision 0.82-1.00, recall 0.77-1.00 on the same members for two disjoint
+seed triples, apart from the member whose marks look like its objects (recall 0.57).
 
 The net is the estimate's own (not the user's model), so its cost does not grow with the user's model: images are
 shrunk to at most 64 pixels a side, where small marks and context strips survive (at 32 px they did not: on suite
