@@ -85,6 +85,18 @@ def test_the_sixth_suite_reserves_fresh_members_and_copies_the_fifths_developmen
     assert development == [(m.name, m.config) for m in earlier[4] if m.role == "development"] + blends_chosen_on
 
 
+def test_the_seventh_suite_reserves_fresh_members_with_visible_symbols_and_copies_the_sixths_development() -> None:
+    earlier = [load_suite(SUITES / f"suite_v{v}.yaml") for v in range(1, 7)]
+    checks = [load_suite(SUITES / f"{name}.yaml") for name in ("flags_v1", "flags_v2")]
+    members = load_suite(SUITES / "suite_v7.yaml")
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert {c.shortcut for c in reserved} == {"mark", "context"} and {c.ink for c in reserved} == {"contrasting"}
+    seen = [m.config for suite in earlier + checks for m in suite]
+    assert not set(seen) & set(reserved) and {c.seed for c in seen}.isdisjoint({c.seed for c in reserved})
+    development = [(m.name, m.config) for m in members if m.role == "development"]
+    assert development == [(m.name, m.config) for m in earlier[5] if m.role == "development"]
+
+
 def recipe_default_suite() -> Path:
     return Path(_recipe().build_parser().get_default("suite"))
 
