@@ -8,7 +8,7 @@ over the whole run, with the mean over the second half (swap active) beside it. 
 round-robin so that drifts of the machine's speed hit all of them alike. The ``--batches`` distinct batches
 make one epoch (``on_epoch_start`` / ``on_epoch_end`` are called around each), so epoch-level work is timed too,
 within the step that ends the epoch. The pass over the data before training (``CallbackList.observe_data``: the
-``probe_weights`` fit) is made as ``recipes/train.py`` makes it, over the same batches, and timed apart.
+``minority_resampling`` fit) is made as ``recipes/train.py`` makes it, over the same batches, and timed apart.
 
 Example:
     python bench/callback_overhead.py --model test_resnet --batch 64 --steps 40
@@ -33,7 +33,7 @@ from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = ["callbacks/default", "callbacks/probe_weights_swap", "callbacks/reweight_gradcam",
+DEFAULT_CONFIGS = ["callbacks/default", "callbacks/default_swap", "callbacks/reweight_gradcam",
                    "callbacks/reweight_degradation", "callbacks/reweight_degradation_scheduled",
                    "callbacks/background_swap_pool_attention", "callbacks/oracle_swap", "callbacks/audit"]
 # Config keys that change the model itself.
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="length of the run (total_steps)")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the means")
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS,
-                        help="under configs/ or the repository (docs/history_configs/x), no .yaml")
+                        help="under configs/ or the repository (research/configs/x), no .yaml")
     parser.add_argument("--batches", type=int, default=4, help="distinct batches: one epoch")
     parser.add_argument("--output", help="also write the table (markdown) here")
     args = parser.parse_args(argv)

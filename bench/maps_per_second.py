@@ -21,9 +21,9 @@ from functools import partial
 
 import torch
 
-from robusttrain.attention import create_map_method, list_map_methods
-from robusttrain.attention.gradcam import default_target_layers
-from robusttrain.attention.hooks import resolve_layers
+from robusttrain.maps import create_map_method, list_map_methods
+from robusttrain.maps.gradcam import default_target_layers
+from robusttrain.maps.hooks import resolve_layers
 from robusttrain.models import create_model
 
 

@@ -4,7 +4,7 @@ Renders the built-in benchmark (Waterbirds' split sizes and 0.95 train correlati
 background domain; group-balanced validation and test), then trains the same model with the same budget
 three times: plain ERM; with the default robusttrain callback (resampling of the samples whose background misleads
 a probe fitted on the training set's backgrounds before the first step: no group labels, no masks); and with the
-default plus a background swap driven by Grad-CAM maps (``configs/callbacks/probe_weights_swap.yaml``: one shared
+default plus a background swap driven by Grad-CAM maps (``configs/callbacks/default_swap.yaml``: one shared
 map source, computed once per step for the rows the swap changes). ERM shows the shortcut (worst-group accuracy
 below average, positive BG-Gap, Mixed-Same minus Mixed-Rand accuracy); the table shows how much each recovers and
 what each costs per step.
@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from robusttrain.callbacks.probe_weights import decision_line
+from robusttrain.callbacks.minority_resampling import decision_line
 from robusttrain.eval import group_table, results_table
 from robusttrain.experiments import run_all, summarise
 
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--callback-config",
                         default=str(ROOT / "configs" / "callbacks" / "default.yaml"))
     parser.add_argument("--maps-callback-config",
-                        default=str(ROOT / "configs" / "callbacks" / "probe_weights_swap.yaml"),
+                        default=str(ROOT / "configs" / "callbacks" / "default_swap.yaml"),
                         help="the map-driven variant's callbacks ('' leaves that run out)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to robusttrain train")
     args = parser.parse_args(argv)

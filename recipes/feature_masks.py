@@ -1,20 +1,12 @@
 """Per-feature attention masks on multi-attribute data, with and without the intentional mask transformation.
 
-Rows, same data, body, budget and seeds: ``plain`` (global pooling, one logit per attribute); ``single_mask``
-(one attention mask per attribute for all features: the attention-branch baseline); ``multi_channel`` (a mask per
-feature and per attribute); ``intentional`` (multi_channel whose masks are transformed from ``--transform-start``
-of training on: the fine-tuning phase); and ``multi_channel + inference transform`` (the multi_channel model with
-the transformation switched on at test time only, no fine-tuning).
-
-Data: the built-in benchmark with its attribute columns; the class (``y``, the shape) is correlated with the
-background domain (``place``) in training, so ``y`` and ``place`` are the spurious pair; ``--resample-on y`` (the
-config's choice) draws ``y``'s estimated minority as often as its majority, as the default callback does for a
-class label, so that ``y`` is learned from the shape. Evaluated on the
-group-balanced test split: per-attribute accuracy clean, under Gaussian noise (the DropKey protocol's
-variances) and, for the object's attributes, on Mixed-Rand (the object on another image's background); the
-class's worst-group accuracy over (y, place); for mask models the masks' mean pairwise correlation between
-features and between attributes, and the energy of each attribute's map (the ``feature_masks`` map source, both
-weightings) on the region that carries it (the object; the background for ``place``) over a uniform map's.
+Rows, same data, body, budget and seeds: ``plain`` (global pooling); ``single_mask`` (one mask per attribute, the
+attention-branch baseline); ``multi_channel`` (a mask per feature and per attribute); ``intentional``
+(multi_channel with its masks transformed from ``--transform-start`` on); ``multi_channel + inference transform``
+(the transformation at test time only). Data: the built-in benchmark's attributes, the class ``y`` correlated with
+the background ``place`` in training (``--resample-on y`` resamples ``y``'s estimated minority, as the default
+does). On the group-balanced test split: per-attribute accuracy clean, under noise and on Mixed-Rand, the class's
+worst group, the masks' correlations and each attribute's map energy on the region that carries it.
 
 Example:
     python recipes/feature_masks.py -c configs/feature_masks.yaml --output-dir reports/feature_masks --jobs 2
@@ -38,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from robusttrain.attention import MAP_WEIGHTINGS, create_map_method, feature_importance, per_feature_maps
-from robusttrain.callbacks import CallbackList, ProbeWeightCallback, build_callbacks
+from robusttrain.callbacks import CallbackList, MinorityResamplingCallback, build_callbacks
 from robusttrain.config import parse_with_config
 from robusttrain.data import (
     AdaptiveEpochSampler,
@@ -49,17 +40,22 @@ from robusttrain.data import (
     build_train_transform,
     generate_benchmark,
 )
-from robusttrain.eval import (
+from robusttrain.eval import add_noise, energy_in_mask
+from robusttrain.feature_masks import (
     BACKGROUND_ATTRIBUTES,
-    add_noise,
-    energy_in_mask,
+    MAP_WEIGHTINGS,
+    MaskTransform,
+    feature_importance,
+    find_feature_masks,
     importance_images,
     importance_overlap,
     mask_correlations,
+    per_feature_maps,
     study_test_data,
     top_features,
 )
-from robusttrain.models import MaskTransform, ModelConfig, find_feature_masks
+from robusttrain.maps import create_map_method
+from robusttrain.models import ModelConfig
 from robusttrain.types import Batch, TrainState
 
 VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
@@ -107,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transform-damp", type=float, default=0.5)
     parser.add_argument("--resample-on", default=None,
                         help="an attribute whose estimated minority is drawn as often as its majority (the default "
-                             "callback probe_weights on that column: a background probe, no group labels); "
+                             "callback minority_resampling on that column: the label-free estimate, no group labels); "
                              "'none' (or omitted): a plain shuffle")
     parser.add_argument("--mask-area-weight", type=float, default=0.0,
                         help="weight of an area prior on the mask models' masks (0: none)")
@@ -154,10 +150,11 @@ def model_config(args: argparse.Namespace, variant: str) -> ModelConfig:
 
 
 def training_callbacks(args: argparse.Namespace, variant: str) -> CallbackList:
-    """The run's callbacks: ``probe_weights`` on ``--resample-on``'s column, the transformation for ``intentional``."""
+    """The run's callbacks: ``minority_resampling`` on ``--resample-on``'s column, the transformation for
+    ``intentional``."""
     specs: list[dict[str, Any]] = []
     if args.resample_on is not None:
-        specs.append({"name": "probe_weights", "attribute": args.attributes.index(args.resample_on)})
+        specs.append({"name": "minority_resampling", "attribute": args.attributes.index(args.resample_on)})
     if variant == "intentional":
         t = transform(args)
         specs.append({"name": "intentional_masks", "start": args.transform_start, "window": args.transform_window,
@@ -182,7 +179,7 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
     area_prior_on = find_feature_masks(model) if args.mask_area_weight and variant != "plain" else None
     state = TrainState(model=model, optimizer=optimizer, total_steps=total)
     callbacks.setup(state)
-    if callbacks.wants_data_pass(state):  # probe_weights: the un-augmented training set, once before training
+    if callbacks.wants_data_pass(state):  # minority_resampling: the un-augmented training set, once before training
         unaugmented = WaterbirdsDataset(args.data_dir, "train", build_eval_transform(args.image_size),
                                         attributes=args.attributes)
         # NOTE: the pass's own generator keeps it from consuming the global RNG the training steps draw from
@@ -215,13 +212,13 @@ def train(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> t
         state.epoch += 1
     callbacks.teardown(state)
     torch.save(model.state_dict(), run_dir / "model.pt")
-    for probe in (cb for cb in callbacks.callbacks if isinstance(cb, ProbeWeightCallback)):
+    for probe in (cb for cb in callbacks.callbacks if isinstance(cb, MinorityResamplingCallback)):
         (run_dir / "probe.json").write_text(json.dumps(probe.summary, indent=2))
     return model.eval()
 
 
 def test_data(args: argparse.Namespace) -> dict[str, torch.Tensor]:
-    """The fixed test subset of the study (:func:`robusttrain.eval.study_test_data`)."""
+    """The fixed test subset of the study (:func:`robusttrain.feature_masks.study_test_data`)."""
     return study_test_data(args.data_dir, args.image_size, args.attributes, args.eval_images)
 
 

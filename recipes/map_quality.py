@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from robusttrain.attention import create_map_method, list_map_methods
 from robusttrain.data import WaterbirdsDataset, build_eval_transform
 from robusttrain.eval import (
     cascading_randomization,
@@ -33,6 +32,7 @@ from robusttrain.eval import (
     pointing_game,
 )
 from robusttrain.experiments import train_argv
+from robusttrain.maps import create_map_method, list_map_methods
 from robusttrain.models import create_model, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]

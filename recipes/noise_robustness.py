@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
-from robusttrain.attention import create_map_method
 from robusttrain.config import load_config
 from robusttrain.data import WaterbirdsDataset, build_eval_transform
 from robusttrain.eval import add_noise, energy_in_mask
 from robusttrain.experiments import train_argv
+from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
 from robusttrain.training import TrainOptions
 

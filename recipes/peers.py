@@ -1,22 +1,9 @@
 """robusttrain side by side with the methods users would otherwise run: one data set, model, augmentation,
 budget (optimizer steps) and set of seeds; one table that says which labels each row uses.
 
-Rows (``--rows``; all by default):
-
-| row | labels used | how |
-|---|---|---|
-| ``erm`` | class | ``robusttrain train -c BASE`` |
-| ``default`` | class | ``+ -c configs/callbacks/default.yaml`` (robusttrain's default callbacks) |
-| ``audit_weights`` | class | ``robusttrain audit --split train --ignore-masks``, then ``--sample-weights`` |
-| ``jtt`` | class | spuco's JTT error set after ``--jtt-share`` of the epochs of ERM, then a fresh model trained on
-  the rest of the budget with the errors upweighted ``--jtt-upweight`` times (fixed, not tuned on groups) |
-| ``group_balanced`` | training groups | ``--sample-weights`` with 1 / (group size) |
-| ``group_dro`` | training groups | the ``group_dro`` callback (spuco's group weights) |
-| ``dfr`` | class + validation groups | spuco's DFR: the ``erm`` row's model with its last layer refitted on the
-  group-balanced validation split (C chosen by validation worst-group accuracy) |
-| ``oracle`` | masks | ``+ -c configs/callbacks/oracle_swap.yaml`` (background swap with the true masks) |
-
-Every row is evaluated on the last step's model (DFR: the refitted head) on the test split. Runs are kept in
+Rows (``--rows``; all by default): ``erm``, ``default``, ``audit_weights`` and ``jtt`` use class labels only;
+``group_balanced`` and ``group_dro`` the training groups; ``dfr`` the validation groups; ``oracle`` the true
+masks (:mod:`robusttrain.experiments.peers` says how each is made). Runs are kept in
 ``--output-dir/<row>/seed_<S>``; ``--reuse`` keeps finished ones, so an interrupted invocation resumes.
 
 Example:

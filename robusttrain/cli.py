@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .attention import list_map_methods
+from .maps import list_map_methods
 from .training.cli import refusing
 from .training.options import OneLineParser
 

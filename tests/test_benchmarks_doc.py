@@ -62,7 +62,7 @@ def distinct_commands() -> list[list[str]]:
 
 def first_development_member(args: list[str]) -> SuiteMember:
     """The first development member of the command's ``--suite`` (suite v4 when it names none)."""
-    suite = (_option(args, "--suite") or ("configs/suite/suite_v4.yaml",))[0]
+    suite = (_option(args, "--suite") or ("research/suites/suite_v4.yaml",))[0]
     return next(m for m in load_suite(ROOT / suite) if m.role == "development")
 
 
@@ -74,19 +74,19 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
     if script == "recipes/peers.py":
         own = ["--seeds", "0", "--rows", "erm", "default", "jtt", "--jtt-share", "0.5", "--output-dir", str(out)]
         training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "peers.md", "| erm |"
-    elif script == "recipes/suite.py":
+    elif script == "research/suite.py":
         own = ["--seeds", "0", "--members", first_development_member(args).name, "--rows", "erm", "default",
                "--jobs", "1", "--output-dir", str(out), "--data-root", str(tmp / "data")]
         training, result, row = (["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"],
                                  out / "suite.md", "| erm |")
-    elif script == "bench/suite_verdicts.py":  # the dataset audit of one member (the tiny benchmark stands in)
+    elif script == "research/suite_verdicts.py":  # the dataset audit of one member (the tiny benchmark stands in)
         member = first_development_member(args)
         (tmp / "data").mkdir()
         (tmp / "data" / member.name).symlink_to(data)
         own = ["--members", member.name, "--data-root", str(tmp / "data"), "--runs", str(tmp / "runs"),
                "--output", str(out), "--no-models"]
         training, result, row = [], out / "verdicts.md", f"| {member.name} | {member.config.shortcut} | BIASED |"
-    elif script == "bench/half_fallen_models.py":  # one run on one member (the tiny benchmark stands in)
+    elif script == "research/studies/half_fallen_models.py":  # one run on one member (the tiny benchmark stands in)
         member = first_development_member(args).name
         (tmp / "data").mkdir()
         (tmp / "data" / member).symlink_to(data)
@@ -94,7 +94,7 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
                "--output-dir", str(out)]
         result = out / member / "one_minority" / "seed_0" / "metrics.json"
         return [sys.executable, script, *args, *own, "--extra", *TINY_TRAINING[1:]], result, "worst_group_accuracy"
-    elif script == "bench/shortcut_map_coverage.py":
+    elif script == "research/studies/shortcut_map_coverage.py":
         own = ["--data", str(data), "--blocks", "2", "--thresholds", "0.5", "--output", str(out / "coverage.md")]
         training, result, row = [], out / "coverage.md", f"| {data.name} | 2 (8 px) | 0.5 |"
     elif script == "bench/callback_overhead.py":
@@ -116,7 +116,7 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str
 def test_benchmarks_md_prints_the_command_of_each_table() -> None:
     commands = benchmark_commands()
     scripts = {words[1] for words in commands}
-    assert {"recipes/peers.py", "recipes/suite.py", "recipes/compare.py"} <= scripts
+    assert {"recipes/peers.py", "research/suite.py", "recipes/compare.py"} <= scripts
     text = (ROOT / "BENCHMARKS.md").read_text()
     assert text.count("```bash") == len(commands) and "_TABLE" not in text
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robusttrain.attention import create_map_method
+from robusttrain.maps import create_map_method
 from robusttrain.transforms import (
     MODES,
     bounding_boxes,
@@ -17,7 +17,7 @@ from robusttrain.transforms import (
     region_from_maps,
 )
 
-from .attention.models import RedDetector
+from .maps.models import RedDetector
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPTIONS = {"degradation": {"steps": 2}}

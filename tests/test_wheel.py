@@ -47,10 +47,10 @@ def test_the_installed_wheel_trains_and_audits_from_another_folder(tmp_path: Pat
     assert "--model" in _run([str(script), "audit", "--help"], work, installed).stdout
     _run([str(script), "train", "--generate", "--data-dir", "data", "--benchmark-fraction", "0.04",
           "--image-size", "32", "--model", "test_resnet", "--epochs", "1", "--batch-size", "32", "--no-progress",
-          "--variant-pool-size", "64", "--callbacks", "[{name: probe_weights}]", "--output-dir", "run"], work,
+          "--variant-pool-size", "64", "--callbacks", "[{name: minority_resampling}]", "--output-dir", "run"], work,
          installed)
     metrics = json.loads((work / "run" / "metrics.json").read_text())
-    assert "worst_group_accuracy" in metrics["groups"] and "ProbeWeightCallback" in str(metrics["decisions"])
+    assert "worst_group_accuracy" in metrics["groups"] and "MinorityResamplingCallback" in str(metrics["decisions"])
     _run([str(script), "audit", "--data", "data", "--split", "val", "--image-size", "32", "--model", "run",
           "--output", "audit", "--no-progress"], work, installed)
     assert (work / "audit" / "report.html").is_file()

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attention import create_map_method
 from ..eval.views import probabilities
+from ..maps import create_map_method
 from ..transforms import composite, radius_blur, region_from_maps
 
 RADII = (2, 5, 10)

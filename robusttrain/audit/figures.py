@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attention import create_map_method
+from ..maps import create_map_method
 from .report import overlay, png_uri
 
 THUMBNAILS_PER_CELL = 3
@@ -69,7 +69,7 @@ def cluster_grid(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequ
             cells.append(f"<td{style}><div class='count'>{table[label][cluster]}</div>{thumbs}</td>")
         body.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
     legend = ("highlighted cells hold samples whose label is not their cluster's usual one (the minority)" if highlight
-              else "no cell is highlighted: the probe found no bias, so no minority is claimed")
+              else "no cell is highlighted: the estimate found no bias, so no minority is claimed")
     return ("<h3>Backgrounds by cluster and label</h3><p>Rows are labels, columns background clusters; "
             f"{legend}.</p>"
             f"<table class='clusters'>{head}{''.join(body)}</table>")
@@ -84,7 +84,7 @@ def conflicting_lists(dataset: Any, rows: Sequence[dict[str, Any]], class_names:
     map_method = create_map_method(method, model) if model is not None else None
     for label, name in enumerate(class_names):
         flagged = sorted((r for r in rows if r["label"] == label and r["bias_conflicting"]),
-                         key=lambda r: r["probe_p_label"])[:top]
+                         key=lambda r: r["estimate_p_label"])[:top]
         images = _images(dataset, [r["id"] for r in flagged])
         flagged = [r for r in flagged if r["id"] in images]
         heats: list[torch.Tensor | None] = [None] * len(flagged)
@@ -92,7 +92,7 @@ def conflicting_lists(dataset: Any, rows: Sequence[dict[str, Any]], class_names:
             device = next(model.parameters()).device
             batch = torch.stack([images[r["id"]] for r in flagged]).to(device)
             heats = list(map_method(batch)[:, 0])
-        tiles = "".join(_thumbnail(images[r["id"]], f"#{r['id']} p(label) {r['probe_p_label']:.2f}", heat)
+        tiles = "".join(_thumbnail(images[r["id"]], f"#{r['id']} p(label) {r['estimate_p_label']:.2f}", heat)
                         for r, heat in zip(flagged, heats, strict=True))
         parts.append(f"<h4>{html.escape(name)} ({len(flagged)} shown)</h4><div class='grid'>{tiles or 'none'}</div>")
     return "".join(parts)

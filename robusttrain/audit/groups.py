@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..eval.groups import group_accuracy
+
 Row = dict[str, Any]
 
 
@@ -65,16 +67,15 @@ def flag_recovery(rows: Sequence[Row], places: Mapping[int, int]) -> dict[str, A
             "recall": hits / len(minority) if minority and not balanced else None}
 
 
-def group_accuracy(records: Sequence[Row], places: Mapping[int, int], class_names: Sequence[str],
-                   place_names: Sequence[str]) -> dict[str, Any]:
-    """The model's accuracy per (label, place) group and the worst of them (groups without samples left out)."""
-    totals: Counter = Counter()
-    correct: Counter = Counter()
-    for record in records:
-        group = (record["label"], places[record["id"]])
-        totals[group] += 1
-        correct[group] += bool(record["correct"])
-    rows = [{"group": f"{class_names[label]} / {place_names[place]}", "count": totals[label, place],
-             "accuracy": correct[label, place] / totals[label, place]} for label, place in sorted(totals)]
-    worst = min(rows, key=lambda row: row["accuracy"])
-    return {"groups": rows, "worst_group": worst["group"], "worst_group_accuracy": worst["accuracy"]}
+def model_groups(records: Sequence[Row], places: Mapping[int, int], class_names: Sequence[str],
+                 place_names: Sequence[str]) -> dict[str, Any]:
+    """The model's accuracy per (label, place) group and the worst of them (:func:`~robusttrain.eval.group_accuracy`
+    on the records; groups without samples left out), with the groups named."""
+    count = len(place_names)
+    result = group_accuracy([int(bool(r["correct"])) for r in records], [1] * len(records),
+                            [r["label"] * count + places[r["id"]] for r in records])
+    name = {g: f"{class_names[g // count]} / {place_names[g % count]}" for g in result["group_accuracy"]}
+    rows = [{"group": name[g], "count": result["group_counts"][g], "accuracy": accuracy}
+            for g, accuracy in sorted(result["group_accuracy"].items())]
+    return {"groups": rows, "worst_group": name[result["worst_group"]],
+            "worst_group_accuracy": result["worst_group_accuracy"]}

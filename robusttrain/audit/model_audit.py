@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..attention import create_map_method
 from ..eval.views import probabilities, view_probabilities
+from ..maps import create_map_method
 from ..transforms import region_from_maps
 from ..transforms.compositing import composite, only_bg_tiled
 from .records import Record, mean_or_none, view_records

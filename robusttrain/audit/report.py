@@ -160,11 +160,11 @@ def _dataset_part(dataset: dict[str, Any], class_names: Sequence[str], figures: 
         association = groups.get("place_association")
         if association:
             parts.append(f"<p>The place column alone predicts the label with {_cell(association['accuracy'])} "
-                         f"accuracy (chance {_cell(association['chance'])}); the probe above: "
-                         f"{_cell(dataset['probe_accuracy'])}.</p>")
+                         f"accuracy (chance {_cell(association['chance'])}); the network estimate above: "
+                         f"{_cell(dataset['estimate_accuracy'])}.</p>")
         found = groups["recovery"]
         if not dataset["biased"]:
-            parts.append("<p class='recovery'>No samples are flagged: the probe found no bias.</p>")
+            parts.append("<p class='recovery'>No samples are flagged: the estimate found no bias.</p>")
         elif found["balanced"]:
             parts.append(f"<p class='recovery'>The true groups are balanced in this split ({found['true_minority']} "
                          "samples off their label's usual place): there is no minority for the flags to find.</p>")

@@ -15,23 +15,23 @@ from tqdm.auto import tqdm
 
 from ..estimate import BIAS_MARGIN
 from .blur import blur_protocol
+from .dataset_audit import ShortcutPredictor, dataset_audit
 from .figures import cluster_grid, conflicting_lists
 from .groups import (
     flag_recovery,
-    group_accuracy,
     label_place_table,
+    model_groups,
     place_association,
     places_by_id,
     true_minority,
 )
 from .loading import NoReadableImages, load_audit_model, model_fingerprint, open_dataset, read_batches
 from .model_audit import audit_model, example_maps, split_maps, summarize_records
-from .probe import ShortcutProbe, dataset_audit
 from .report import write_report, write_sample_tables
 from .verdict import conflict_accuracy, model_verdict
 
 PARTIAL = "records.partial.jsonl"
-MIN_PER_CLASS = 2  # the background probe's folds and clusters need this many images of each class
+MIN_PER_CLASS = 2  # the estimate's folds and clusters need this many images of each class
 # The options that decide what a model-audit record holds: a resume must use the same ones.
 RECORD_SETTINGS = ("data", "split", "masks_dir", "ignore_masks", "model", "arch", "maps", "image_size", "max_images",
                    "num_classes")
@@ -156,7 +156,7 @@ def _model_section(args: argparse.Namespace, model: Any, dataset: Any, output: P
     summary = summarize_records(records, dataset.num_classes)
     places = places_by_id(dataset)
     if places is not None:
-        summary["groups"] = group_accuracy(records, places, dataset.class_names, dataset.place_names)
+        summary["groups"] = model_groups(records, places, dataset.class_names, dataset.place_names)
     if args.blur:
         info["blur"] = blur_protocol(model, read_batches(dataset, args.batch_size), method=args.maps)
     flags = _conflict_flags(args, dataset, info.get("dataset_audit"), sections.samples)
@@ -189,10 +189,10 @@ def _conflict_flags(args: argparse.Namespace, dataset: Any, data_audit: dict[str
         reference = open_dataset(args.data, "train", args.image_size, args.masks_dir)
     except (FileNotFoundError, ValueError):
         return None
-    probe = ShortcutProbe(read_batches(reference, args.batch_size))
+    predictor = ShortcutPredictor(read_batches(reference, args.batch_size))
     flags: dict[int, bool] = {}
     for batch in read_batches(dataset, args.batch_size):
-        flags.update(zip(batch["index"].tolist(), (probe.predict(batch["image"]) != batch["target"]).tolist(),
+        flags.update(zip(batch["index"].tolist(), (predictor.predict(batch["image"]) != batch["target"]).tolist(),
                          strict=True))
     return flags, "shortcut net fitted on the train split"
 

@@ -5,9 +5,8 @@ from .background import BackgroundRandomizationCallback
 from .base import Callback, CallbackError, CallbackList
 from .consumer import MapConsumer
 from .group_dro import GroupDROCallback
-from .intentional_masks import IntentionalMaskCallback
 from .joint_attention import JointAttentionCallback
-from .probe_weights import ProbeWeightCallback
+from .minority_resampling import MinorityResamplingCallback, ProbeWeightCallback
 from .registry import CALLBACKS, build_callbacks, create_callback, list_callbacks
 from .reweight import ReweightCallback
 from .start import StartPoint
@@ -20,9 +19,9 @@ __all__ = [
     "CallbackError",
     "CallbackList",
     "GroupDROCallback",
-    "IntentionalMaskCallback",
     "JointAttentionCallback",
     "MapConsumer",
+    "MinorityResamplingCallback",
     "ProbeWeightCallback",
     "ReweightCallback",
     "StartPoint",

@@ -177,7 +177,7 @@ class CallbackList(Callback):
     def observe_data(self, state: TrainState, batches: Iterable[Batch]) -> bool:
         """Give the callbacks that want it one pass over the training data before training (``batches`` is only
         iterated when one does; returns whether it was). Pass every process the whole training set, un-augmented,
-        with its sample ids: e.g. ``probe_weights`` fits its probe from it, so its weights apply from the first
+        with its sample ids: e.g. ``minority_resampling`` fits its estimate from it, so its weights apply from the first
         step instead of after a first epoch of plain training."""
         wanting = self._wanting_data_pass(state)
         if not wanting:
@@ -190,7 +190,8 @@ class CallbackList(Callback):
         return True
 
     def decisions(self) -> dict[str, dict[str, Any]]:
-        """What each callback decided about this run (:meth:`Callback.decision`, e.g. ``probe_weights``), by key."""
+        """What each callback decided about this run (:meth:`Callback.decision`, e.g. ``minority_resampling``), by
+        key."""
         return {cb.state_key: decided for cb in self.callbacks if (decided := self._call(cb, "decision"))}
 
     def sampling_weights(self, state: TrainState, sample_ids: Sequence[int]) -> torch.Tensor | None:  # type: ignore[override]

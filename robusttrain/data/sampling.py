@@ -1,5 +1,5 @@
 """Samplers whose order is a pure function of ``(seed, epoch)``, for exactly resumable training: a shuffle, and
-weighted draws once per-sample weights are set (the audit's ``weights.csv``, the ``probe_weights`` callback)."""
+weighted draws once per-sample weights are set (the audit's ``weights.csv``, the ``minority_resampling`` callback)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class EpochShuffleSampler(_EpochSampler):
 class AdaptiveEpochSampler(EpochShuffleSampler):
     """A shuffle (as :class:`EpochShuffleSampler`) until :meth:`set_weights` gives per-sample weights; then
     ``num_samples`` weighted draws with replacement, still a pure function of ``(seed, epoch)`` and the weights.
-    Callbacks that resample (``probe_weights``) hand their weights through ``CallbackList.sampling_weights``."""
+    Callbacks that resample (``minority_resampling``) hand their weights through ``CallbackList.sampling_weights``."""
 
     def __init__(self, num_samples: int, seed: int = 0) -> None:
         super().__init__(num_samples, seed)

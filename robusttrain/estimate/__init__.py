@@ -1,20 +1,39 @@
-"""The label-free estimate of the bias-conflicting minority, one module for the callbacks and the audit
-(callbacks -> estimate <- audit): what a small CNN learns first (out of fold; :mod:`.network`), the colour statistics
-of the background with their linear probe (:mod:`.features`, :mod:`.probe`), and the draw weights."""
+"""The label-free minority estimate, one module for the callbacks and the audit (callbacks -> estimate <- audit).
 
-from .features import HISTOGRAM_BINS, LOOKS_AT, background_features, background_region
-from .network import LOOKS_AT_NETWORK, estimate_minority_network, thumbnails
-from .probe import (
-                    BIAS_MARGIN,
-                    MinorityEstimate,
-                    estimate_minority,
-                    fit_logistic,
-                    fit_standardised,
-                    judge,
-                    probe_out_of_fold,
+Two flavours predict each sample's label out of fold from something other than the object: the network estimate
+(what a small CNN learns first from the whole image; :mod:`.network`) and the colour estimate (a linear probe on
+the background's colour statistics; :mod:`.colour`). Both return a :class:`MinorityEstimate`; :func:`balanced_weights`
+turns its flags into draw weights.
+"""
+
+from .base import BIAS_MARGIN, MinorityEstimate, judge, label_probability
+from .colour import (
+    HISTOGRAM_BINS,
+    LOOKS_AT_COLOUR,
+    background_features,
+    background_region,
+    colour_out_of_fold,
+    estimate_minority_colour,
 )
+from .network import AUDIT, LOOKS_AT_NETWORK, TRAINING, NetworkSettings, estimate_minority_network, thumbnails
 from .weights import balanced_weights
 
-__all__ = ["BIAS_MARGIN", "HISTOGRAM_BINS", "LOOKS_AT", "LOOKS_AT_NETWORK", "MinorityEstimate", "background_features",
-           "background_region", "balanced_weights", "estimate_minority", "estimate_minority_network", "fit_logistic",
-           "fit_standardised", "judge", "probe_out_of_fold", "thumbnails"]
+__all__ = [
+    "AUDIT",
+    "BIAS_MARGIN",
+    "HISTOGRAM_BINS",
+    "LOOKS_AT_COLOUR",
+    "LOOKS_AT_NETWORK",
+    "TRAINING",
+    "MinorityEstimate",
+    "NetworkSettings",
+    "background_features",
+    "background_region",
+    "balanced_weights",
+    "colour_out_of_fold",
+    "estimate_minority_colour",
+    "estimate_minority_network",
+    "judge",
+    "label_probability",
+    "thumbnails",
+]

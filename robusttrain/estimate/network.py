@@ -1,26 +1,15 @@
-"""The minority estimate through a network's eyes: what a small CNN learns *first* from the whole image.
+"""The network estimate: what a small CNN learns *first* from the whole image, out of fold.
 
 A shortcut (background colour, texture, layout, a small mark, context next to the object) is what a network picks
 up in its first pass over the data, well before the object (JTT's and LfF's premise). A small CNN is trained
-briefly, out of fold, with the generalised cross-entropy loss that LfF uses to amplify what is easy; it predicts
-each sample from a model that never saw it. Where a shortcut exists, it predicts most samples right and
-*confidently* wrong the samples that conflict with the shortcut; where none exists, its out-of-fold mistakes are
-hesitant. So the split counts as biased when the net clears chance by the margin *and* enough of its mistakes are
-sure ones; the flags are its near-certain mistakes (true label under 0.1 / K for the training callbacks).
+briefly, out of fold, with the generalised cross-entropy that LfF uses to amplify what is easy. Where a shortcut
+exists it predicts most samples right and the samples that conflict with the shortcut *confidently* wrong; where
+none exists its mistakes are hesitant. So a split counts as biased when the net clears chance by the margin and
+enough of its mistakes are sure ones; the flags are its near-certain mistakes.
 
-One such run depends on its seed (its fold split and initialisation): on the development members of suite v6 the
-audit's flags from six single seeds ranged over precision 0.43-1.00 and recall 0.44-1.00 on the same member. The
-dataset audit therefore averages the answers of three runs (geometric mean of their probabilities) and flags the
-mistakes of that average under 0.2 / K: precision 0.82-1.00, recall 0.77-1.00 on the same members for two disjoint
-seed triples, apart from the member whose marks look like its objects (recall 0.57).
-
-The net is the estimate's own (not the user's model), so its cost does not grow with the user's model: images are
-shrunk to at most 64 pixels a side, where small marks and context strips survive (at 32 px they did not: on suite
-v3's small-mark member and verdicts_v1's mark member the net found no bias). The training callbacks' net
-(:data:`TRAINING`) is half as wide as the dataset audit's (:data:`AUDIT`), which no training budget bounds: at 2,400
-images it trains in about 10 s on one CPU thread (its two folds side by side on two threads: about 6 s), with flags
-of the same precision (0.79-1.00 on the development members of suite v4, all four kinds) and a little less recall
-(0.52-1.00 against 0.53-1.00). Kept thumbnails cost 12 KB per training image.
+The net is the estimate's own, on thumbnails of at most 64 px (small marks and context strips survive there), so
+its cost does not grow with the user's model. :data:`TRAINING` (the callbacks') is half as wide as :data:`AUDIT`
+(the dataset audit's, which averages three runs because one run's flags depend on its seed). Figures: BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -35,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .probe import MinorityEstimate, judge, label_probability
+from .base import MinorityEstimate, judge, label_probability
 
 LOOKS_AT_NETWORK = "a small CNN trained briefly out of fold on the whole images"
-PROBE_SIDE = 32  # images are shrunk to at most this side for the net (a cost cap, not a dataset unit)
+THUMBNAIL_SIDE = 32  # images are shrunk to at most this side for the net (a cost cap, not a dataset unit)
 FOLDS = 2
 EPOCHS = 4  # passes of each fold's net over its training part ...
 MIN_STEPS = 100  # ... but at least this many updates, so a small set still trains the net
@@ -56,7 +45,7 @@ class NetworkSettings:
     are averaged geometrically; biased when at least ``sure_share`` of the mistakes give the true label under
     ``sure_probability`` / K; flags the mistakes giving it under ``flag_probability`` / K (None: every mistake)."""
 
-    side: int = PROBE_SIDE
+    side: int = THUMBNAIL_SIDE
     width: int = WIDTH
     runs: int = 1
     sure_share: float = SURE_SHARE
@@ -64,12 +53,9 @@ class NetworkSettings:
     flag_probability: float | None = None
 
 
-# The rule both use: without a shortcut 0-5% of the net's mistakes are near-certain ones (suite v3's member without
-# one); with one, 18-100% (development members of suite v3 and verdicts_v1, all four kinds), and those mistakes are
-# the flags. The training callbacks' net is half as wide (the same cost per image as 32 px at full width; its cost
-# counts against the 1.3x ERM budget) and runs once, flagging its near-certain mistakes; the audit's net is at full
-# width, and three runs' average flags its mistakes under 0.2 / K (module docstring).
-AUDIT = NetworkSettings(side=2 * PROBE_SIDE, runs=3, sure_share=0.15, sure_probability=0.1, flag_probability=0.2)
+# One rule for both (biased when at least 15% of the mistakes give the true label under 0.1 / K). The training net
+# is half as wide and runs once, flagging mistakes under 0.1 / K; the audit averages three runs, flags under 0.2 / K.
+AUDIT = NetworkSettings(side=2 * THUMBNAIL_SIDE, runs=3, sure_share=0.15, sure_probability=0.1, flag_probability=0.2)
 TRAINING = replace(AUDIT, width=WIDTH // 2, runs=1, flag_probability=0.1)
 
 
@@ -94,7 +80,7 @@ class ShortcutNet(nn.Module):
         return self.head(torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], dim=1))
 
 
-def thumbnails(images: torch.Tensor, side: int = PROBE_SIDE) -> torch.Tensor:
+def thumbnails(images: torch.Tensor, side: int = THUMBNAIL_SIDE) -> torch.Tensor:
     """``(B, 3, s, s)`` uint8 copies of images in [0, 1], shrunk so the longer side is at most ``side``."""
     height, width = images.shape[-2:]
     scale = min(1.0, side / max(height, width))
@@ -166,8 +152,8 @@ def _train(fold: _Fold, device: torch.device, threads: int | None = None) -> Sho
 
 def _train_all(folds: list[_Fold], device: torch.device) -> list[ShortcutNet]:
     """Train every fold's net. On a CPU with at least one thread per fold they train side by side, each on its
-    share of the threads (small convolutions use two threads poorly: 1.6x faster than one after the other on two
-    cores); the caller's thread setting is restored afterwards."""
+    share of the threads (small convolutions use two threads poorly); the caller's thread setting is restored
+    afterwards."""
     threads = torch.get_num_threads()
     if device.type != "cpu" or len(folds) < 2 or threads < len(folds):
         return [_train(fold, device) for fold in folds]
@@ -237,9 +223,9 @@ def looked_at(settings: NetworkSettings) -> str:
 def estimate_minority_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
                               device: torch.device | str = "cpu",
                               settings: NetworkSettings = TRAINING) -> MinorityEstimate:
-    """:func:`averaged_out_of_fold` on ``images`` (uint8 thumbnails at ``settings.side``), judged like the colour
-    probe, and biased only where enough mistakes are sure ones (:func:`sure_mistakes`): then the samples the nets
-    get wrong (or only those under ``settings.flag_probability`` / K) are the estimated minority."""
+    """:func:`averaged_out_of_fold` on ``images`` (uint8 thumbnails at ``settings.side``), judged by
+    :func:`~.base.judge` and biased only where enough mistakes are sure ones (:func:`sure_mistakes`): then the
+    samples the nets get wrong (or only those under ``settings.flag_probability`` / K) are the estimated minority."""
     estimate = judge(looked_at(settings), labels, num_classes,
                      lambda: averaged_out_of_fold(images, labels, num_classes, seed, device, settings.width,
                                                   settings.runs))

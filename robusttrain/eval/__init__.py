@@ -9,14 +9,6 @@ from ..transforms.compositing import (
     only_fg,
 )
 from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, evaluate_variants, predict
-from .feature_masks import (
-    BACKGROUND_ATTRIBUTES,
-    importance_images,
-    importance_overlap,
-    mask_correlations,
-    study_test_data,
-    top_features,
-)
 from .groups import group_accuracy
 from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
 from .noise import add_noise
@@ -25,11 +17,8 @@ from .sanity import cascading_randomization, map_similarity
 from .variants import VARIANTS, make_variants
 
 __all__ = [
-    "BACKGROUND_ATTRIBUTES",
     "VARIANTS",
     "add_noise",
-    "importance_images",
-    "study_test_data",
     "background_pool",
     "cascading_randomization",
     "centre_maps",
@@ -37,7 +26,6 @@ __all__ = [
     "energy_in_mask",
     "mask_iou",
     "map_similarity",
-    "mask_correlations",
     "pointing_game",
     "bounding_boxes",
     "composite",
@@ -46,7 +34,6 @@ __all__ = [
     "evaluate_variants",
     "group_accuracy",
     "group_table",
-    "importance_overlap",
     "make_variants",
     "no_fg",
     "only_bg_black",
@@ -54,5 +41,4 @@ __all__ = [
     "only_fg",
     "predict",
     "results_table",
-    "top_features",
 ]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from ..attention.state import untouched
+from ..maps.state import untouched
 from ..transforms.compositing import check_pair
 
 

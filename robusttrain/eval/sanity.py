@@ -18,8 +18,8 @@ from scipy.stats import spearmanr
 from skimage.feature import hog
 from torch import nn
 
-from ..attention.base import MapMethod
-from ..attention.hooks import resolve_layers
+from ..maps.base import MapMethod
+from ..maps.hooks import resolve_layers
 
 
 def default_layer_groups(model: nn.Module) -> list[str]:

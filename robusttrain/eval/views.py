@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..attention import untouched
+from ..maps import untouched
 from ..transforms import composite, only_bg_tiled
 
 

@@ -1,19 +1,11 @@
 """robusttrain side by side with the methods users would otherwise run: one data set, model, augmentation,
 budget (optimizer steps) and set of seeds; one table that says which labels each row uses.
 
-| row | labels used | how |
-|---|---|---|
-| ``erm`` | class | ``robusttrain train -c BASE`` |
-| ``default`` | class | ``+ -c configs/callbacks/default.yaml`` (robusttrain's default callbacks) |
-| ``audit_weights`` | class | ``robusttrain audit --split train --ignore-masks``, then ``--sample-weights`` |
-| ``jtt`` | class | spuco's JTT error set after ``jtt_share`` of the epochs of ERM, then a fresh model trained on
-  the rest of the budget with the errors upweighted ``jtt_upweight`` times (fixed, not tuned on groups) |
-| ``group_balanced`` | training groups | ``--sample-weights`` with 1 / (group size) |
-| ``group_dro`` | training groups | the ``group_dro`` callback (spuco's group weights) |
-| ``dfr`` | class + validation groups | spuco's DFR: the ``erm`` row's model with its last layer refitted on the
-  group-balanced validation split (C chosen by validation worst-group accuracy) |
-| ``oracle`` | masks | ``+ -c configs/callbacks/oracle_swap.yaml`` (background swap with the true masks) |
-
+Rows: ``erm`` (class labels); ``default`` (class; ``configs/callbacks/default.yaml``); ``audit_weights`` (class;
+``robusttrain audit`` then ``--sample-weights``); ``jtt`` (class; spuco's JTT error set after ``jtt_share`` of the
+epochs, then a fresh model with the errors upweighted ``jtt_upweight`` times); ``group_balanced`` (training
+groups; 1 / group size as weights); ``group_dro`` (training groups; spuco's group weights); ``dfr`` (class +
+validation groups; spuco's DFR head refit on the ``erm`` model); ``oracle`` (true masks; background swap).
 Every row is evaluated on the last step's model (DFR: the refitted head) on the test split.
 """
 

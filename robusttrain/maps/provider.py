@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from ..attention import MAP_METHODS
 from ..types import Batch, TrainState
+from .registry import MAP_METHODS
 from .source import MapSource
 
 TRUE_MASKS = "masks"  # a reserved source name: the batch's true masks (an oracle), never a map method

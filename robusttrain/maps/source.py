@@ -1,20 +1,14 @@
 """One named map source: which map method, when its maps are computed, and the per-sample cache behind it.
 
-A source computes maps in one of two ways:
+A source computes maps either before the step (default: on the batch as the dataset gave it, before any callback
+changes it, for a ``fraction`` of the batch every ``every`` steps, the other rows from the cache) or from the
+training pass (``from_training_pass: true``, for methods that declare ``training_pass``: Grad-CAM's hooked
+activations and gradients, DropKey pooling's attention), so no extra forward is run; those maps exist once the loop
+has its outputs (``on_loss``). Only rows whose images are still the dataset's are cached.
 
-* before the step (default): on the batch as the dataset gave it, before any callback changes it, for a
-  ``fraction`` of the batch every ``every`` steps; the other rows are served from the cache;
-* from the training pass (``from_training_pass: true``, for methods that declare ``training_pass``): read off the
-  training step's own forward pass (Grad-CAM: hooked activations and the gradient of the explained scores
-  through the training graph; DropKey pooling: the pool's attention), so no extra forward is run. Fresh maps
-  exist once the loop has its outputs (``on_loss``); earlier in the step the rows have their cached maps.
-  Only rows whose images are still the dataset's are cached, so the cache never holds maps of composites.
-
-A cached map outlines the sample as it looked when the map was made. With random crops and flips (the training
-transform) the next epoch's view of the sample is another image, and the cached map no longer lines up with it:
-pasting or removing its region would cut the wrong pixels. So callbacks get fresh maps only, unless the
-source says its samples look the same every time (``serve_cached: true``, e.g. data without random
-augmentation); cached maps always warm-start the methods that can use them (``MapMethod.warm_start``).
+A cached map outlines the sample as it looked when it was made; with random crops and flips the next view is
+another image. So callbacks get fresh maps only, unless the source says its samples look the same every time
+(``serve_cached: true``); cached maps always warm-start the methods that can use them (``MapMethod.warm_start``).
 """
 
 from __future__ import annotations
@@ -27,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attention import MAP_METHODS, MapMethod, create_map_method
-from ..attention.base import TrainingPassCapture
 from ..types import Batch, SourceMaps, TrainState
+from .base import MapMethod, TrainingPassCapture
 from .cache import MapCache
+from .registry import MAP_METHODS, create_map_method
 
 
 def check_method_options(method: str, options: dict[str, Any], where: str) -> None:

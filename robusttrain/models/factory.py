@@ -14,9 +14,9 @@ import timm
 import torch
 from torch import nn
 
+from ..feature_masks.net import FeatureMaskNet
 from .attention_head import AttentionHead, JointAttentionModel
 from .attention_pool import AttentionPool, AttentionPoolNet
-from .feature_masks import FeatureMaskNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -95,7 +95,7 @@ def create_model(
         attention_head: return a :class:`JointAttentionModel`: the model plus an :class:`AttentionHead` of
             ``head_width`` channels (run at most at ``head_max_size`` pixels), trained with the
             ``joint_attention`` callback.
-        feature_masks: replace global pooling by a :class:`~robusttrain.models.feature_masks.FeatureMaskNet`
+        feature_masks: replace global pooling by a :class:`~robusttrain.feature_masks.FeatureMaskNet`
             (a mask per feature and per attribute, ``mask_width`` trunk channels, ``mask_residual`` form,
             ``single_mask`` for the attention-branch baseline).
         attributes: number of binary attributes of a multi-label model (``num_classes`` must equal it): with

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from ..attention.state import kept_random_state
 from ..data import MaskedImageDataset
+from ..maps.state import kept_random_state
 from .spuco import from_spuco
 
 

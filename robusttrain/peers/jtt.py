@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..attention.state import kept_random_state
 from ..data import MaskedImageDataset
 from ..eval.evaluate import predict
+from ..maps.state import kept_random_state
 from .spuco import from_spuco
 
 

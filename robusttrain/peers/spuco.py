@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..attention.state import kept_random_state
+from ..maps.state import kept_random_state
 
 
 def from_spuco(module: str, *names: str) -> tuple[Any, ...]:

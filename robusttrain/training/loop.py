@@ -167,7 +167,7 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
     start = time.perf_counter()  # train_seconds: the whole run (data pass included), summed over resumes
     seconds_before = progress.get("train_seconds", 0.0)
     callbacks.setup(state)
-    # robusttrain: callbacks that want it (probe_weights) see the un-augmented training set once before training.
+    # robusttrain: callbacks that want it (minority_resampling) see the un-augmented training set once before training.
     # The loader's own generator keeps the pass from consuming the global RNG (a resumed run makes no pass).
     data_pass = DataLoader(datasets["train_eval"], batch_size=options.eval_batch_size,
                            num_workers=options.num_workers, generator=torch.Generator())
@@ -254,7 +254,7 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
 
 def epoch_weights(base: torch.Tensor | None, callbacks: CallbackList, state: TrainState,
                   train_set: MaskedImageDataset) -> torch.Tensor | None:
-    """This epoch's draw weights: the weights file's times the callbacks' (``probe_weights``); None = shuffle."""
+    """This epoch's draw weights: the weights file's times the callbacks' (``minority_resampling``); None = shuffle."""
     wanted = callbacks.sampling_weights(state, [r.sample_id for r in train_set.records])
     if wanted is None:
         return base

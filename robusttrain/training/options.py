@@ -28,8 +28,8 @@ def parse_callbacks(text: str | list) -> list[dict[str, Any]]:
     """Callback entries from a YAML/JSON string (the config file gives a list directly)."""
     entries = _yaml_value(text, "--callbacks") if isinstance(text, str) else text
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise argparse.ArgumentTypeError(f"--callbacks must be a list of entries such as '[{{name: probe_weights}}]',"
-                                         f" got {entries!r}")
+        raise argparse.ArgumentTypeError("--callbacks must be a list of entries such as "
+                                         f"'[{{name: minority_resampling}}]', got {entries!r}")
     return entries
 
 

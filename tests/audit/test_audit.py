@@ -93,8 +93,8 @@ def test_dataset_audit_flags_the_correlated_split_and_clears_the_balanced_one(ti
     test = open_dataset(tiny_benchmark, "test", 32)
     biased = dataset_audit(read_batches(train, 64), 2)
     balanced = dataset_audit(read_batches(test, 64), 2)
-    assert biased["biased"] and biased["probe_accuracy"] > 0.8, biased["verdict"]
-    assert not balanced["biased"] and balanced["probe_accuracy"] < 0.7, balanced["verdict"]
+    assert biased["biased"] and biased["estimate_accuracy"] > 0.8, biased["verdict"]
+    assert not balanced["biased"] and balanced["estimate_accuracy"] < 0.7, balanced["verdict"]
     assert biased["verdict"].startswith("BIASED: a small CNN trained briefly out of fold on the whole images (3 runs "
                                         "averaged) predicts the label with")
     assert "a linear probe on colour statistics of the background outside the masks reaches" in biased["verdict"]

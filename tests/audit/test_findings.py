@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robusttrain.audit.figures import minority_cells
-from robusttrain.audit.groups import group_accuracy, true_minority
+from robusttrain.audit.groups import model_groups, true_minority
 from robusttrain.audit.model_audit import summarize_records
 from robusttrain.audit.verdict import model_verdict
 from robusttrain.cli import main
@@ -40,7 +40,7 @@ def test_flags_find_the_true_minority_of_a_biased_split(train_audit: Path) -> No
     flagged = {r["id"] for r in rows if r["bias_conflicting"] == "True"}
     minority = {r["id"] for r in rows if r["true_minority"] == "True"}
     assert len(flagged & minority) == found["found"] and len(minority) == 8
-    assert {"probe_p_label", "cluster", "place", "model_background_reliance", "model_correct"} <= set(rows[0])
+    assert {"estimate_p_label", "cluster", "place", "model_background_reliance", "model_correct"} <= set(rows[0])
 
 
 def test_weights_give_flagged_samples_half_of_each_label_and_train_reads_them(train_audit: Path,
@@ -76,12 +76,12 @@ def test_groups_of_the_model_audit_and_the_verdict(train_audit: Path) -> None:
         assert section in page, section
 
 
-def test_true_minority_group_accuracy_and_highlighted_cells() -> None:
+def test_true_minority_model_groups_and_highlighted_cells() -> None:
     labels = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
     places = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 0}
     assert true_minority(labels, places) == {2, 5}
     records = [{"id": i, "label": labels[i], "correct": i not in (2, 5)} for i in labels]
-    result = group_accuracy(records, places, ["a", "b"], ["land", "water"])
+    result = model_groups(records, places, ["a", "b"], ["land", "water"])
     assert result["worst_group_accuracy"] == 0.0 and result["worst_group"] in ("a / water", "b / land")
     assert minority_cells([[40, 2, 0], [3, 30, 0]]) == {(0, 1), (1, 0)}
 

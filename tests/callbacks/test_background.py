@@ -7,7 +7,7 @@ from robusttrain.callbacks import BackgroundRandomizationCallback, CallbackList
 from robusttrain.transforms import MODES
 from robusttrain.types import Batch, TrainState
 
-from ..attention.models import RedDetector, red_square_scenes
+from ..maps.models import RedDetector, red_square_scenes
 
 
 def _batch(n: int = 6) -> Batch:

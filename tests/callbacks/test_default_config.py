@@ -15,8 +15,8 @@ from robusttrain.types import Batch, TrainState
 
 CALLBACK_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "callbacks"
 DEFAULT = CALLBACK_CONFIGS / "default.yaml"
-WITH_SWAP = CALLBACK_CONFIGS / "probe_weights_swap.yaml"
-WITH_BLENDS = CALLBACK_CONFIGS / "probe_weights_mix.yaml"
+WITH_SWAP = CALLBACK_CONFIGS / "default_swap.yaml"
+WITH_BLENDS = CALLBACK_CONFIGS / "minority_blends.yaml"
 DATASET_UNITS = {"start_step", "every", "dilate", "blur_radius", "head_max_size", "cache_resolution"}
 
 

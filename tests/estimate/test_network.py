@@ -10,7 +10,7 @@ from robusttrain.estimate import estimate_minority_network, thumbnails
 from robusttrain.estimate.network import (
     AUDIT,
     LOOKS_AT_NETWORK,
-    PROBE_SIDE,
+    THUMBNAIL_SIDE,
     TRAINING,
     NetworkSettings,
     averaged_out_of_fold,
@@ -55,7 +55,7 @@ def test_labels_nothing_predicts_are_not_called_biased_and_nothing_leaks() -> No
 def test_thumbnails_are_small_uint8_copies() -> None:
     big = torch.rand(2, 3, 200, 100)
     small = thumbnails(big)
-    assert small.dtype == torch.uint8 and small.shape == (2, 3, PROBE_SIDE, PROBE_SIDE // 2)
+    assert small.dtype == torch.uint8 and small.shape == (2, 3, THUMBNAIL_SIDE, THUMBNAIL_SIDE // 2)
     assert thumbnails(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)  # never enlarged
 
 

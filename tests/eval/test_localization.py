@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robusttrain.attention import MapMethod, create_map_method
 from robusttrain.eval import (
     cascading_randomization,
     centre_maps,
@@ -12,9 +11,10 @@ from robusttrain.eval import (
     mask_iou,
     pointing_game,
 )
+from robusttrain.maps import MapMethod, create_map_method
 from robusttrain.models import create_model
 
-from ..attention.models import RedDetector, red_square_scenes
+from ..maps.models import RedDetector, red_square_scenes
 
 
 def _mask() -> torch.Tensor:

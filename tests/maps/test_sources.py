@@ -6,13 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robusttrain.attention import create_map_method
 from robusttrain.callbacks import BackgroundRandomizationCallback, CallbackList, ReweightCallback, build_callbacks
-from robusttrain.maps import MapSource
+from robusttrain.maps import MapSource, create_map_method
 from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
-from ..attention.models import RedDetector, red_square_scenes
+from ..maps.models import RedDetector, red_square_scenes
 
 
 def _batch(n: int = 8, first_id: int = 100) -> Batch:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robusttrain.attention import create_map_method
+from robusttrain.maps import create_map_method
 from robusttrain.models import AttentionPool, create_model
 
 

@@ -22,7 +22,7 @@ def test_the_demo_reports_erm_the_default_and_the_shared_maps_variant(tiny_bench
     report = (out / "report.md").read_text()
     assert "Shortcut visible in ERM" in report and "probe resampling (default) per group" in report
     # The default says what it decided, on the console while it trains and in the report.
-    assert "What the default decided: probe_weights: biased: a small CNN trained briefly out of fold" in report
-    assert "probe_weights: biased:" in capsys.readouterr().out
+    assert "What the default decided: minority_resampling: biased: a small CNN trained briefly out of fold" in report
+    assert "minority_resampling: biased:" in capsys.readouterr().out
     swap_config = (out / "default_Grad-CAM_swap_shared_maps" / "seed_0" / "config.yaml").read_text()
     assert "gradcam" in swap_config  # the variant ran with its Grad-CAM map source

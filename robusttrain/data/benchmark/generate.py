@@ -1,24 +1,16 @@
 """The built-in background-bias benchmark: Waterbirds statistics, procedural pixels, exact masks.
 
-Class ``y`` is a shape family (:mod:`.shapes`); its background domain (:mod:`.backgrounds`) agrees with the
-class (domain ``y``) with probability ``correlation`` in the training split (one value for every class, or one
-per class) and is spread evenly over the other domains otherwise. Validation and test splits are group-balanced
-(every class x domain group has the same size), as in Waterbirds. Every sample is rendered from its own
-``np.random.default_rng([seed, split, i])`` so the dataset is deterministic from the seed and can be rendered
-in parallel.
+Class ``y`` is a shape family (:mod:`.shapes`); its background domain (:mod:`.backgrounds`) agrees with the class
+with probability ``correlation`` in the training split (one value, or one per class) and is spread evenly over the
+other domains otherwise; validation and test are group-balanced, as in Waterbirds. Each sample is rendered from its
+own ``np.random.default_rng([seed, split, i])``: deterministic from the seed, renderable in parallel. The layout is
+Waterbirds' so one loader serves both::
 
-The output uses a Waterbirds-like layout so the same loader serves the real dataset::
+    root/benchmark.json   root/metadata.csv (img_id,img_filename,y,split,place,mask_filename + 0/1 attributes)
+    root/00.cross/000123.png   root/masks/00.cross/000123.png (uint8 soft mask, 255 = object)
 
-    root/benchmark.json        generator config, class and domain names, group counts
-    root/metadata.csv          img_id,img_filename,y,split,place,mask_filename,has_hole,patterned,warm_colour,
-                               large_object  (split: 0 train, 1 val, 2 test; the last four are 0/1 attributes)
-    root/00.cross/000123.png         (images sit in class folders, as in Waterbirds)
-    root/masks/00.cross/000123.png   (uint8 soft foreground mask, 255 = object; mask_filename is relative to root)
-
-Besides the class (``y``, the shape) and the spurious domain (``place``), every sample carries binary attributes
-of what was rendered (:data:`ATTRIBUTES`), for multi-attribute recognition. Format version 1 benchmarks (no
-attribute columns) are upgraded in place: the attributes are replayed from the same random draws, the images
-are not touched.
+Every sample also carries binary attributes of what was rendered (:data:`ATTRIBUTES`) for multi-attribute
+recognition; benchmarks written before those columns existed gain them in place (replayed, images untouched).
 """
 
 from __future__ import annotations

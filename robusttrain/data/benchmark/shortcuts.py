@@ -3,19 +3,13 @@
 Every kind gives each sample a spurious value ``place`` in 0..K-1 that agrees with the class with the training
 split's ``correlation``; the kinds differ in *what* of the picture ``place`` changes:
 
-- ``colour``: the background domain, a colour-graded family of photos (:mod:`.backgrounds`); the original kind.
-- ``texture``: an oriented grating added to the background, one orientation per place; the photo under it is drawn
-  from all the config's domains whatever the place, so colour statistics match across places and only the
-  background's *structure* differs.
-- ``mark``: a small symbol (plus, ring, bar, corner...) stamped anywhere in the background, outside the object;
-  colours drawn independently of the place (``ink``: ``any`` draws them dark or light at random, so some symbols
-  all but vanish into the photo under them; ``contrasting`` turns each one to its negative where that differs more
-  from the photo it covers).
-- ``context``: a strip touching the object's lower edge (a perch, a wave, a dotted line...), one pattern per
-  place: the shortcut sits next to the object, inside any border frame.
+- ``colour``: the background domain, a colour-graded family of photos (:mod:`.backgrounds`).
+- ``texture``: an oriented grating over photos drawn from every domain: only the background's structure differs.
+- ``mark``: a small symbol stamped anywhere outside the object (``ink: any`` lets some vanish into the photo under
+  them; ``contrasting`` keeps each one visible).
+- ``context``: a strip touching the object's lower edge, one pattern per place.
 
-In every kind the true mask is the object alone: the shortcut belongs to the background (the true-mask oracle
-replaces it).
+In every kind the true mask is the object alone: the shortcut belongs to the background.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A versioned suite of benchmark members (``configs/suite/*.yaml``): generator configs split into *development*
+"""A versioned suite of benchmark members (``research/suites/*.yaml``): generator configs split into *development*
 members (tune on these) and *reserved* members (evaluated once, on the final code, never used to choose options)."""
 
 from __future__ import annotations
