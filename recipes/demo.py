@@ -1,13 +1,11 @@
-"""The demo behind ``make demo``: the background shortcut, and the callback that closes it, on CPU.
+"""The demo behind ``make demo``: the background shortcut, and the default that closes it, on CPU.
 
 Renders the built-in benchmark (Waterbirds' split sizes and 0.95 train correlation between object class and
-background domain; group-balanced validation and test), then trains the same model with the same budget
-three times: plain ERM; with the default robusttrain callback (resampling of the samples whose background misleads
-a probe fitted on the training set's backgrounds before the first step: no group labels, no masks); and with the
-default plus a background swap driven by Grad-CAM maps (``configs/callbacks/default_swap.yaml``: one shared
-map source, computed once per step for the rows the swap changes). ERM shows the shortcut (worst-group accuracy
-below average, positive BG-Gap, Mixed-Same minus Mixed-Rand accuracy); the table shows how much each recovers and
-what each costs per step.
+background domain; group-balanced validation and test), then trains the same model with the same budget three
+times: plain ERM; with the default (label-free minority resampling: no group labels, no masks); and with the
+default plus a background swap driven by Grad-CAM maps (``configs/callbacks/default_swap.yaml``). ERM shows the
+shortcut (worst-group accuracy below average, positive BG-Gap); the table shows how much each recovers and what
+each costs per step.
 
 Example:
     python recipes/demo.py --output-dir reports/demo
@@ -45,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    label = "probe resampling (default)"
+    label = "minority resampling (default)"
     specs = ["ERM=", f"{label}={args.callback_config}"]
     if args.maps_callback_config:
         specs.append(f"default + Grad-CAM swap (shared maps)={args.maps_callback_config}")

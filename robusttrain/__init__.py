@@ -27,12 +27,15 @@ from .maps import create_map_method as create_map_method
 from .maps import list_map_methods as list_map_methods
 from .models import ModelConfig as ModelConfig
 from .models import create_model as create_model
+from .plugin import DEFAULT_CALLBACKS as DEFAULT_CALLBACKS
+from .plugin import Robust as Robust
 from .training import TrainOptions as TrainOptions
 from .training import train as train
 from .types import Batch as Batch
 from .types import TrainState as TrainState
 
 __all__ = [
+    "DEFAULT_CALLBACKS",
     "AdaptiveEpochSampler",
     "Batch",
     "BenchmarkConfig",
@@ -41,6 +44,7 @@ __all__ = [
     "ImageFolderDataset",
     "MinorityResamplingCallback",
     "ModelConfig",
+    "Robust",
     "TrainOptions",
     "TrainState",
     "WaterbirdsDataset",

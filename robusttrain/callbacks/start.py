@@ -38,7 +38,8 @@ class StartPoint:
             return 0
         if not state.total_steps:
             raise ValueError(f"start={self.fraction} is a fraction of training, but TrainState.total_steps is not "
-                             "set: set it to the run's optimizer-step budget, or give start_step instead")
+                             "set: give the run's length (robust.prepare(..., epochs=N); TrainState.total_steps in "
+                             "a loop of your own), or give start_step instead")
         return math.ceil(self.fraction * state.total_steps)
 
     def reached(self, state: TrainState) -> bool:

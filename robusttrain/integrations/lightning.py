@@ -1,95 +1,76 @@
-"""Lightning adapter: run robusttrain callbacks inside ``lightning.pytorch.Trainer``.
+"""Lightning: the default (or any callbacks) in ``L.Trainer(callbacks=[RobustCallback()])``.
 
-A Lightning callback cannot replace a batch or a loss, so the module calls the two batch/loss hooks itself
-in ``training_step`` (``RobustTrainModuleMixin.robust_step``); :class:`RobustTrainLightningCallback` drives
-the other hooks, keeps ``TrainState`` in sync and saves callback state in Lightning checkpoints.
+The callback takes over the training loader the way Lightning re-creates samplers: when the Trainer asks for the
+training data, it gets the user's loader re-made by :meth:`robusttrain.Robust.loader` (robusttrain's sampler,
+sample ids, the pass over the data before the first step, the callbacks' batch hook). The LightningModule stays as
+it is; callbacks that change the per-sample loss (reweighting, GroupDRO, the attention head's terms) need its loss
+from ``robust.criterion(...)`` (one line), and say so at the first step otherwise. The callbacks' state travels in
+Lightning's checkpoints, so a resumed fit makes no second data pass.
 
 Example:
-    class Module(RobustTrainModuleMixin, L.LightningModule):
-        def training_step(self, raw, batch_idx):
-            batch, losses_fn = self.robust_step(Batch.from_dict(raw))
-            return losses_fn(self.model(batch.images)).mean()
-
-    trainer = L.Trainer(callbacks=[RobustTrainLightningCallback(build_callbacks(cfg))])
+    robust = RobustCallback()                      # the default; RobustCallback(Robust(callbacks=[...])) for others
+    L.Trainer(max_epochs=10, callbacks=[robust]).fit(module, train_loader)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
-from ..callbacks import CallbackList
-from ..types import Batch, TrainState
+from ..plugin import Robust
 
 try:
     import lightning.pytorch as pl
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the Lightning adapter needs lightning: pip install 'lightning>=2.0'") from error
+    raise ImportError("the Lightning integration needs lightning: pip install 'lightning>=2.0'") from error
 
 
-class RobustTrainLightningCallback(pl.Callback):
-    """Forward Lightning's hooks to a :class:`CallbackList` and share its :class:`TrainState` with the module."""
+class RobustCallback(pl.Callback):
+    """Runs a :class:`~robusttrain.Robust` inside ``lightning.pytorch.Trainer`` (see the module docstring).
 
-    def __init__(self, callbacks: CallbackList) -> None:
-        self.callbacks = callbacks
-        self.state = TrainState()
+    Args:
+        robust: the object to run (None: ``Robust()``, the default callbacks).
+    """
+
+    def __init__(self, robust: Robust | None = None) -> None:
+        self.robust = robust if robust is not None else Robust()
 
     @property
     def state_key(self) -> str:
-        return "RobustTrain[" + ",".join(cb.state_key for cb in self.callbacks.callbacks) + "]"
+        return "RobustCallback[" + ",".join(cb.state_key for cb in self.robust.callbacks.callbacks) + "]"
 
-    def _sync(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.state.model = getattr(pl_module, "model", pl_module)
-        self.state.epoch, self.state.global_step = trainer.current_epoch, trainer.global_step
-        self.state.is_main_process, self.state.world_size = trainer.is_global_zero, trainer.world_size
-        pl_module.robust_state, pl_module.robust_callbacks = self.state, self.callbacks
+    def criterion(self, loss: Any = None) -> Any:
+        """``robust.criterion(loss)``, for a module whose callbacks change the per-sample loss."""
+        return self.robust.criterion(loss)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._sync(trainer, pl_module)
-        self.callbacks.setup(self.state)
+        if stage != "fit":
+            return
+        source = getattr(getattr(trainer, "fit_loop", None), "_data_source", None)
+        if source is None or not hasattr(source, "dataloader"):
+            raise RuntimeError(f"RobustCallback cannot reach this Lightning version's training data source "
+                               f"(lightning {pl.__version__}); use robust.prepare in a plain loop")
+        request = source.dataloader
+        source.dataloader = lambda: self.robust.loader(request())  # what Lightning asks for is the re-made loader
+        self.robust.attach(pl_module)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._sync(trainer, pl_module)
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         steps = trainer.estimated_stepping_batches  # the run's budget: callbacks' `start` is a share of it
-        self.state.total_steps = int(steps) if steps != float("inf") else None
-        self.callbacks.on_epoch_start(self.state)
+        self.robust.state.total_steps = int(steps) if steps != float("inf") else None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        self._sync(trainer, pl_module)
-        self.callbacks.on_step_end(self.state)
-        trainer.should_stop = trainer.should_stop or self.state.should_stop
+        self.robust.step_end(trainer.global_step)
+        trainer.should_stop = trainer.should_stop or self.robust.state.should_stop
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._sync(trainer, pl_module)
-        self.callbacks.on_epoch_end(self.state)
+        self.robust.end_epoch()  # Lightning stops at the loader's length, before the loader's own epoch end
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.callbacks.teardown(self.state)
+        if stage == "fit":
+            self.robust.end()
 
     def state_dict(self) -> dict[str, Any]:
-        return self.callbacks.state_dict()
+        return self.robust.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.callbacks.load_state_dict(state_dict)
+        self.robust.load_state_dict(state_dict)
 
-
-class RobustTrainModuleMixin:
-    """Adds ``robust_step(batch) -> (batch, per_sample_loss_fn)`` to a LightningModule."""
-
-    robust_state: TrainState
-    robust_callbacks: CallbackList
-
-    def robust_step(self, batch: Batch) -> tuple[Batch, Callable[[torch.Tensor], torch.Tensor]]:
-        if not hasattr(self, "robust_callbacks"):
-            raise RuntimeError("robust_step needs RobustTrainLightningCallback in the Trainer's callbacks "
-                               "(L.Trainer(callbacks=[RobustTrainLightningCallback(callback_list)]))")
-        batch = self.robust_callbacks.on_batch_start(self.robust_state, batch)
-
-        def losses(outputs: torch.Tensor) -> torch.Tensor:
-            per_sample = F.cross_entropy(outputs, batch.targets, reduction="none")
-            return self.robust_callbacks.on_loss(self.robust_state, batch, outputs, per_sample)
-
-        return batch, losses

@@ -1,109 +1,150 @@
-"""Hugging Face Trainer adapter: robusttrain callbacks inside ``transformers.Trainer``.
+"""Hugging Face: the default (or any callbacks) in ``RobustTrainer``, a ``transformers.Trainer`` that draws its
+samples through robusttrain.
 
-:class:`RobustTrainTrainerCallback` maps the Trainer's events to the callback hooks and exports callback state
-as JSON with the Trainer's checkpoints; :class:`RobustTrainerMixin` overrides ``compute_loss`` so callbacks
-can replace the batch and reweight the per-sample losses. Inputs are dicts with ``pixel_values``, ``labels``
-and, for map caching and audits, ``index`` (stable sample ids). ``trainer.train(resume_from_checkpoint=...)``
-restores the callbacks' state from the checkpoint's ``trainer_state.json`` (leave the Trainer's own
-``restore_callback_states_from_checkpoint`` off: it would rebuild the callback without its callbacks).
+The Trainer's sampler cannot be set from a ``TrainerCallback``, so, as libraries that change sampling do (TRL's
+trainers), a documented subclass builds the training loader: robusttrain's sampler over the dataset as the Trainer
+prepares it (unused columns removed), sample ids beside each batch, the pass over the data and the decision line
+before the first step, the sampler's weights each epoch. ``compute_loss`` runs the callbacks' batch and loss hooks
+(per-sample loss: ``Robust(loss=...)``, cross-entropy by default); evaluation batches get the plain loss. The
+callbacks' state travels in the Trainer's checkpoints (``trainer_state.json``), so a resumed run makes no second
+data pass. Images are un-normalised with the processor's ``image_mean`` / ``image_std`` unless ``Robust`` says.
 
 Example:
-    class Trainer(RobustTrainerMixin, transformers.Trainer): ...
-    robust = RobustTrainTrainerCallback(build_callbacks(cfg))
-    trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=[robust], robust=robust)
+    trainer = RobustTrainer(model=model, args=args, train_dataset=train, processing_class=processor)
+    trainer.train()                                  # RobustTrainer(..., robust=Robust(callbacks=[...])) for others
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from torch.utils.data import DataLoader
 
-from ..callbacks import CallbackList
-from ..types import Batch, TrainState
+from ..plugin import ID_KEY, IndexedDataset, Normalization, Robust, WithIds, find_normalization
 
 try:
-    from transformers import TrainerCallback
+    import transformers
     from transformers.trainer_callback import ExportableState
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the Hugging Face adapter needs transformers: pip install 'transformers>=4.44'") from error
+    raise ImportError("the Hugging Face integration needs transformers: pip install 'transformers>=4.44'") from error
 
 
-def _logits(outputs: Any) -> torch.Tensor:
-    return outputs.logits if hasattr(outputs, "logits") else outputs
+def logits_of(outputs: Any) -> torch.Tensor:
+    """A Hugging Face model's logits (``ModelOutput.logits``, or the first element)."""
+    return outputs.logits if hasattr(outputs, "logits") else outputs[0]
 
 
-class LogitsOnly(nn.Module):
-    """``model(images) -> logits`` for Hugging Face models that return ``ModelOutput`` (what map methods need)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return _logits(self.model(pixel_values=images))
+def pixel_call(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """How map methods call a Hugging Face image model: ``model(pixel_values=images).logits``."""
+    return logits_of(model(pixel_values=images))
 
 
-class RobustTrainTrainerCallback(TrainerCallback, ExportableState):
-    """Forward Trainer events to a :class:`CallbackList`; its state travels in the Trainer's checkpoints."""
+class RobustTrainer(transformers.Trainer):
+    """``transformers.Trainer`` with a :class:`~robusttrain.Robust` (see the module docstring).
 
-    def __init__(self, callbacks: CallbackList) -> None:
-        self.callbacks = callbacks
-        self.train_state = TrainState()
+    Args:
+        robust: the object to run (None: ``Robust(seed=args.seed)``, the default callbacks).
+        *args, **kwargs: as ``transformers.Trainer``.
+    """
 
-    def _sync(self, state: Any, model: Any) -> None:
-        self.train_state.global_step, self.train_state.epoch = state.global_step, int(state.epoch or 0)
-        self.train_state.total_steps = state.max_steps or None
-        self.train_state.is_main_process = state.is_world_process_zero
-        current = self.train_state.model
-        if model is not None and not (isinstance(current, LogitsOnly) and current.model is model):
-            self.train_state.model = LogitsOnly(model)
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._sync(state, model)
-        self.train_state.output_dir = args.output_dir
-        self.callbacks.setup(self.train_state)
-        saved = state.stateful_callbacks.get(type(self).__name__) if state.global_step > 0 else None
-        if saved is not None:  # resumed from a checkpoint: the callbacks go on where they stopped
-            self.callbacks.load_state_dict(saved["attributes"]["robust_state"])
-
-    def on_epoch_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._sync(state, model)
-        self.callbacks.on_epoch_start(self.train_state)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._sync(state, model)
-        self.callbacks.on_step_end(self.train_state)
-        control.should_training_stop = control.should_training_stop or self.train_state.should_stop
-
-    def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._sync(state, model)
-        self.callbacks.on_epoch_end(self.train_state)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.callbacks.teardown(self.train_state)
-
-    def state(self) -> dict[str, Any]:  # transformers.ExportableState
-        return {"args": {}, "attributes": {"robust_state": self.callbacks.state_dict()}}
-
-
-class RobustTrainerMixin:
-    """``compute_loss`` that lets robusttrain callbacks change the batch and the per-sample losses."""
-
-    def __init__(self, *args: Any, robust: RobustTrainTrainerCallback, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, robust: Robust | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.args.restore_callback_states_from_checkpoint:
-            raise ValueError("leave TrainingArguments.restore_callback_states_from_checkpoint off: "
-                             "RobustTrainTrainerCallback restores its callbacks' state itself on resume")
-        self.robust = robust
+            raise ValueError("leave TrainingArguments.restore_callback_states_from_checkpoint off: RobustTrainer "
+                             "restores its callbacks' state itself on resume")
+        self.robust = robust if robust is not None else Robust(seed=self.args.seed)
+        self.loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean
+        self.pass_data: tuple[Any, Any] | None = None  # (dataset, collate) of the training loader
+        self.add_callback(RobustEvents(self))
+
+    def get_train_dataloader(self) -> DataLoader:
+        """The training loader: robusttrain's sampler over the prepared dataset, ids beside each batch."""
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset.")
+        dataset, collate = self.train_dataset, self.data_collator
+        if type(dataset).__module__.startswith("datasets"):
+            dataset = self._remove_unused_columns(dataset, description="training")
+        else:
+            collate = self._get_collator_with_removed_columns(collate, description="training")
+        self.pass_data = (dataset, collate)
+        robust, args = self.robust, self.args
+        if not robust.normalization_given:
+            robust.format.normalization = find_normalization(dataset) or processor_normalization(self) \
+                or Normalization()
+        options: dict[str, Any] = {"num_workers": args.dataloader_num_workers, "pin_memory": args.dataloader_pin_memory,
+                                   "drop_last": args.dataloader_drop_last}
+        if args.dataloader_num_workers:
+            options.update(persistent_workers=args.dataloader_persistent_workers,
+                           prefetch_factor=args.dataloader_prefetch_factor)
+        loader = DataLoader(IndexedDataset(dataset), batch_size=self._train_batch_size,
+                            sampler=robust.make_sampler(len(dataset)), collate_fn=WithIds(collate, ID_KEY), **options)
+        return self.accelerator.prepare(loader)
+
+    def data_pass(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        """The training set once, in order, as ``(batch, ids)``."""
+        dataset, collate = self.pass_data
+        if self.robust.data_pass is not None:
+            dataset = self.robust.data_pass
+        yield from DataLoader(IndexedDataset(dataset), batch_size=self._train_batch_size,
+                              collate_fn=WithIds(collate), num_workers=self.args.dataloader_num_workers)
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        batch = Batch(images=inputs["pixel_values"], targets=inputs["labels"], indices=inputs.get("index"))
-        batch = self.robust.callbacks.on_batch_start(self.robust.train_state, batch)
-        outputs = model(pixel_values=batch.images)
-        per_sample = F.cross_entropy(_logits(outputs), batch.targets, reduction="none")
-        loss = self.robust.callbacks.on_loss(self.robust.train_state, batch, _logits(outputs), per_sample).mean()
+        if ID_KEY not in inputs:  # an evaluation batch: the Trainer's own loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        robust = self.robust
+        ids = inputs.pop(ID_KEY)
+        inputs = robust.apply(inputs, ids)
+        target_key = robust.format.keys(inputs)[1]
+        outputs = model(**{k: v for k, v in inputs.items() if k != target_key})
+        loss = robust.losses(logits_of(outputs), inputs[target_key]).mean()
         return (loss, outputs) if return_outputs else loss
+
+
+def processor_normalization(trainer: transformers.Trainer) -> Normalization | None:
+    """The image processor's normalisation (``image_mean`` / ``image_std``, when it normalises)."""
+    processor = getattr(trainer, "processing_class", None)
+    processor = getattr(processor, "image_processor", processor)
+    mean, std = getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
+    if mean is None or std is None or not getattr(processor, "do_normalize", True):
+        return None
+    return Normalization(tuple(mean), tuple(std))
+
+
+class RobustEvents(transformers.TrainerCallback, ExportableState):
+    """The Trainer's events, forwarded to its :class:`~robusttrain.Robust`; its state is exported with the
+    Trainer's checkpoints (added by :class:`RobustTrainer`)."""
+
+    def __init__(self, trainer: RobustTrainer) -> None:
+        self.trainer = trainer
+
+    @property
+    def robust(self) -> Robust:
+        return self.trainer.robust
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        robust = self.robust
+        robust.attach(self.trainer.accelerator.unwrap_model(model or self.trainer.model), pixel_call)
+        robust.state.total_steps, robust.state.output_dir = state.max_steps or None, args.output_dir
+        saved = state.stateful_callbacks.get(type(self).__name__) if state.global_step > 0 else None
+        if saved is not None:  # resumed from a checkpoint: the callbacks go on where they stopped
+            robust.load_state_dict(saved["attributes"]["robust_state"])
+        robust.begin(self.trainer.data_pass())
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.robust.start_epoch(int((state.epoch or 0) + 1e-6))
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.robust.step_end(state.global_step)
+        control.should_training_stop = control.should_training_stop or self.robust.state.should_stop
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.robust.end_epoch()
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.robust.end()
+
+    def state(self) -> dict[str, Any]:  # transformers.ExportableState
+        return {"args": {}, "attributes": {"robust_state": self.robust.state_dict()}}

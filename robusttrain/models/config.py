@@ -96,12 +96,14 @@ class ModelConfig:
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
 
-    def build(self, checkpoint: str | Path | None = None) -> nn.Module:
-        """The network (random weights, or ``checkpoint``'s)."""
+    def build(self, checkpoint: str | Path | None = None, pretrained: bool = False,
+              pretrained_file: str | Path | None = None) -> nn.Module:
+        """The network: random weights, ``checkpoint``'s, or timm's pretrained ones (from the hub or a file)."""
         from .factory import create_model
 
         extra = {"output_stride": self.output_stride} if self.output_stride else {}
-        return create_model(self.name, self.num_classes, checkpoint=checkpoint, drop_rate=self.drop_rate,
+        return create_model(self.name, self.num_classes, checkpoint=checkpoint, pretrained=pretrained,
+                            pretrained_file=pretrained_file, drop_rate=self.drop_rate,
                             attention_pool=self.attention_pool, mask_ratio=self.mask_ratio,
                             attention_head=self.attention_head, head_width=self.head_width,
                             head_max_size=self.head_max_size, feature_masks=self.feature_masks,

@@ -1,4 +1,4 @@
-"""Create timm models that take images in [0, 1] (normalisation lives inside the model) from local weights only.
+"""Create timm models that take images in [0, 1] (normalisation lives inside the model), pretrained as in timm.
 
 Keeping normalisation inside the model means every tool of this library (background composites, map
 methods, IN-9 variants) works on plain ``[0, 1]`` images, whatever statistics the backbone expects.
@@ -68,6 +68,7 @@ def create_model(
     num_classes: int,
     checkpoint: str | Path | None = None,
     pretrained: bool = False,
+    pretrained_file: str | Path | None = None,
     attention_pool: str | None = None,
     mask_ratio: float = 0.1,
     pool_heads: int = 4,
@@ -89,7 +90,10 @@ def create_model(
         checkpoint: local weights file (a state dict of the backbone or of an ``ImageModel``; a ``"model"`` or
             ``"state_dict"`` entry is unwrapped). Classifier weights whose shape does not fit ``num_classes``
             are skipped, so ImageNet checkpoints can be fine-tuned.
-        pretrained: must stay ``False``: weights are never fetched from a hub; use ``checkpoint``.
+        pretrained: start from timm's pretrained weights for ``name`` (fetched from the hub, as
+            ``timm.create_model(name, pretrained=True)``; the classifier is re-initialised for ``num_classes``).
+        pretrained_file: the same from a local weights file (timm's ``pretrained_cfg_overlay=dict(file=...)``):
+            works offline.
         attention_pool: replace the CNN's global pooling by :class:`AttentionPool` in this mode
             (``dropkey``, ``dropout`` or ``none``), with ``mask_ratio`` and ``pool_heads``.
         attention_head: return a :class:`JointAttentionModel`: the model plus an :class:`AttentionHead` of
@@ -103,11 +107,11 @@ def create_model(
         **kwargs: passed to ``timm.create_model`` (e.g. ``drop_rate``, ``output_stride``).
 
     Raises:
-        ValueError: unknown model name, or ``pretrained=True``.
-        FileNotFoundError: the checkpoint does not exist.
+        ValueError: unknown model name, weights that do not fit it or cannot be fetched, or two weight sources.
+        FileNotFoundError: the checkpoint or pretrained file does not exist.
     """
-    if pretrained:
-        raise ValueError("pretrained=True would download weights from a hub; pass checkpoint=<local file> instead")
+    if sum(bool(source) for source in (checkpoint, pretrained, pretrained_file)) > 1:
+        raise ValueError("give one source of initial weights: checkpoint, pretrained or pretrained_file")
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
         raise ValueError(f"unknown timm model {name!r}; similar names: {close}")
@@ -116,24 +120,44 @@ def create_model(
                          f"{attributes} attributes")
     if attention_pool is not None and feature_masks:
         raise ValueError("attention_pool and feature_masks both replace the pooling; choose one")
-    if feature_masks:
-        body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
-        per_attribute = (attributes, 1) if attributes else (1, num_classes)
-        backbone = FeatureMaskNet(body, *per_attribute, width=mask_width, residual=mask_residual,
-                                  single_mask=single_mask)
-    elif attention_pool is None:
-        backbone = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
-    else:
-        body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
-        pool = AttentionPool(body.num_features, pool_heads, attention_pool, mask_ratio)
-        backbone = AttentionPoolNet(body, num_classes, pool)
-    config = backbone.pretrained_cfg or {}
-    model = ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
+    if pretrained_file is not None:
+        if not Path(pretrained_file).is_file():
+            raise FileNotFoundError(f"pretrained weights file not found: {pretrained_file}")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_file)}
+    kwargs["pretrained"] = bool(pretrained or pretrained_file)
+    try:
+        model = _build(name, num_classes, attention_pool, mask_ratio, pool_heads, feature_masks, attributes,
+                       mask_width, mask_residual, single_mask, kwargs)
+    except Exception as error:  # a fetch or load failure of the weights, named in one line
+        if not kwargs["pretrained"]:
+            raise
+        where = f"file {pretrained_file}" if pretrained_file else "the hub (offline? use pretrained_file)"
+        raise ValueError(f"could not load pretrained weights of {name} from {where}: "
+                         f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     if attention_head:
         model = JointAttentionModel(model, AttentionHead(model.in_chans, head_width, max_size=head_max_size))
     if checkpoint is not None:
         load_weights(model, checkpoint)
     return model
+
+
+def _build(name: str, num_classes: int, attention_pool: str | None, mask_ratio: float, pool_heads: int,
+           feature_masks: bool, attributes: int | None, mask_width: int, mask_residual: bool, single_mask: bool,
+           kwargs: dict[str, Any]) -> ImageModel:
+    """The timm backbone (with its pooling replaced where asked) wrapped in :class:`ImageModel`."""
+    if feature_masks:
+        body = timm.create_model(name, num_classes=0, global_pool="", **kwargs)
+        per_attribute = (attributes, 1) if attributes else (1, num_classes)
+        backbone = FeatureMaskNet(body, *per_attribute, width=mask_width, residual=mask_residual,
+                                  single_mask=single_mask)
+    elif attention_pool is None:
+        backbone = timm.create_model(name, num_classes=num_classes, **kwargs)
+    else:
+        body = timm.create_model(name, num_classes=0, global_pool="", **kwargs)
+        pool = AttentionPool(body.num_features, pool_heads, attention_pool, mask_ratio)
+        backbone = AttentionPoolNet(body, num_classes, pool)
+    config = backbone.pretrained_cfg or {}
+    return ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
 
 
 def load_weights(model: ImageModel | JointAttentionModel, checkpoint: str | Path) -> list[str]:

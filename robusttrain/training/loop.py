@@ -1,8 +1,10 @@
-"""The training loop behind ``robusttrain train``: accelerate, callbacks, exact resume, evaluation.
+"""The training loop behind ``robusttrain train``: accelerate, the :class:`~robusttrain.Robust` object, exact
+resume, evaluation.
 
-Runs unchanged on CPU, one GPU or many (``accelerate launch``). Everything the run reads is checked before it
-writes anything; checkpoints hold the model, optimizer, scheduler, RNG states, callback state and loop position,
-so a resumed run continues exactly where it stopped (mid-epoch included).
+Runs unchanged on CPU, one GPU or many (``accelerate launch``). The callbacks' data pass, sampler weights, sample
+ids and per-sample loss come from the same object users add to their own loops. Everything the run reads is
+checked before it writes anything; checkpoints hold the model, optimizer, scheduler, RNG states, callback state and
+loop position, so a resumed run continues exactly where it stopped (mid-epoch included).
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..callbacks import CallbackList, build_callbacks
-from ..data import AdaptiveEpochSampler, MaskedImageDataset
+from ..callbacks import build_callbacks
+from ..data import MaskedImageDataset
 from ..eval import evaluate_groups
 from ..models import ModelConfig
-from ..types import Batch, TrainState
+from ..plugin import IndexedDataset, Robust, WithIds
 from .checkpoints import checkpoint_folders, choose_checkpoint, load_checkpoint, read_progress, save_checkpoint
 from .data import build_datasets, file_weights, generate
 from .evaluation import evaluate_run
@@ -78,13 +79,16 @@ def train(options: TrainOptions) -> dict[str, Any]:
     datasets = build_datasets(options)
     train_set = datasets["train"]
     config = model_config(options, train_set.num_classes)
-    model = config.build(checkpoint=options.checkpoint)
+    model = config.build(checkpoint=options.checkpoint, pretrained=options.pretrained,
+                         pretrained_file=options.pretrained_file)
     base_weights = file_weights(options, train_set)
-    sampler = AdaptiveEpochSampler(len(train_set), seed=options.seed)
+    # robusttrain: the object users add to their own loops draws the samples and runs the callbacks here too.
+    robust = Robust(build_callbacks(options.callbacks, options.maps), seed=options.seed)
     # NOTE: the loader's own generator keeps iterator creation from consuming the global RNG (dropout's),
     # so a run resumed mid-epoch draws exactly the random numbers an uninterrupted run would.
-    train_loader = DataLoader(train_set, batch_size=options.batch_size, sampler=sampler,
-                              num_workers=options.num_workers, generator=torch.Generator().manual_seed(options.seed))
+    train_loader = DataLoader(IndexedDataset(train_set), batch_size=options.batch_size,
+                              sampler=robust.make_sampler(len(train_set)), num_workers=options.num_workers,
+                              generator=torch.Generator().manual_seed(options.seed), collate_fn=WithIds())
     optimizer = make_optimizer(options, model)
     # The scheduler counts single-process steps: accelerate steps it once per process per optimizer step.
     total_steps = options.epochs * len(train_loader)
@@ -96,10 +100,10 @@ def train(options: TrainOptions) -> dict[str, Any]:
     # NOTE: each process sees its shard of the batches; an epoch ends after this many steps, not the total.
     steps_per_epoch = len(train_loader)
     # robusttrain: callbacks see the unwrapped model and are saved with every checkpoint (one file per process).
-    callbacks = build_callbacks(options.callbacks, options.maps)
-    state = TrainState(model=accelerator.unwrap_model(model), optimizer=optimizer, output_dir=str(output_dir),
-                       is_main_process=accelerator.is_main_process, world_size=accelerator.num_processes,
-                       accelerator=accelerator)
+    robust.attach(accelerator.unwrap_model(model))
+    state = robust.state
+    state.optimizer, state.output_dir, state.accelerator = optimizer, str(output_dir), accelerator
+    state.is_main_process, state.world_size = accelerator.is_main_process, accelerator.num_processes
 
     progress: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": []}
     checkpoint, notes = choose_checkpoint(output_dir, options.resume) if options.resume else (None, [])
@@ -107,7 +111,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
         stop_moved = check_same_run(checkpoint.parents[1], options)
         for note in notes:
             accelerator.print(note)
-        progress = load_checkpoint(accelerator, checkpoint, model, callbacks)
+        progress = load_checkpoint(accelerator, checkpoint, model, robust.callbacks)
         progress.setdefault("resumes", []).append({"from_step": progress["global_step"], **stop_moved})
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
     max_steps = options.max_steps or options.epochs * steps_per_epoch
@@ -122,8 +126,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
             if checkpoint is None:
                 write_config(output_dir, options)
                 config.save(output_dir)
-        parts = _Run(accelerator, model, optimizer, train_loader, scheduler, sampler, base_weights, callbacks, state,
-                     datasets)
+        parts = _Run(accelerator, model, optimizer, train_loader, scheduler, base_weights, robust, datasets)
         metrics = _fit(options, parts, progress, max_steps)
     return metrics
 
@@ -137,10 +140,8 @@ class _Run:
     optimizer: torch.optim.Optimizer
     train_loader: DataLoader
     scheduler: Any
-    sampler: AdaptiveEpochSampler
     base_weights: torch.Tensor | None
-    callbacks: CallbackList
-    state: TrainState
+    robust: Robust
     datasets: dict[str, MaskedImageDataset]
 
 
@@ -159,27 +160,24 @@ def extends(output_dir: Path, options: TrainOptions) -> bool:
 def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: int) -> dict[str, Any]:
     """The epochs from ``progress`` on, then evaluation and the run's result files."""
     accelerator, model, optimizer, train_loader = run.accelerator, run.model, run.optimizer, run.train_loader
-    scheduler, callbacks, state, datasets = run.scheduler, run.callbacks, run.state, run.datasets
+    scheduler, robust, datasets = run.scheduler, run.robust, run.datasets
+    state = robust.state
     output_dir = Path(options.output_dir)
     train_set = datasets["train"]
     steps_per_epoch = len(train_loader)
     state.global_step, state.total_steps = progress["global_step"], max_steps
     start = time.perf_counter()  # train_seconds: the whole run (data pass included), summed over resumes
     seconds_before = progress.get("train_seconds", 0.0)
-    callbacks.setup(state)
     # robusttrain: callbacks that want it (minority_resampling) see the un-augmented training set once before training.
     # The loader's own generator keeps the pass from consuming the global RNG (a resumed run makes no pass).
-    data_pass = DataLoader(datasets["train_eval"], batch_size=options.eval_batch_size,
-                           num_workers=options.num_workers, generator=torch.Generator())
-    callbacks.observe_data(state, (Batch.from_dict(raw) for raw in data_pass))
+    robust.begin(DataLoader(IndexedDataset(datasets["train_eval"]), batch_size=options.eval_batch_size,
+                            num_workers=options.num_workers, generator=torch.Generator(), collate_fn=WithIds()))
     while progress["epoch"] < options.epochs and progress["global_step"] < max_steps:
         epoch = progress["epoch"]
         train_loader.set_epoch(epoch)
         train_set.set_epoch(epoch)
         model.train()
-        state.epoch = epoch
-        callbacks.on_epoch_start(state)
-        run.sampler.set_weights(epoch_weights(run.base_weights, callbacks, state, train_set))  # before the draws
+        robust.start_epoch(epoch, run.base_weights)  # the callbacks' draw weights, before the draws
         loader = accelerator.skip_first_batches(train_loader, progress["step_in_epoch"])
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", initial=progress["step_in_epoch"],
                    total=len(train_loader), disable=options.no_progress or not accelerator.is_local_main_process)
@@ -189,20 +187,19 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
         loss_sum = torch.tensor(totals["loss_sum"], device=accelerator.device)
         correct, seen = totals["correct"], totals["seen"]
         step_start = time.perf_counter()
-        for raw in bar:
+        for raw, ids in bar:
             state.batch_idx = progress["step_in_epoch"]
-            batch = callbacks.on_batch_start(state, Batch.from_dict(raw))  # robusttrain
+            batch = robust.batch_start(robust.read(raw, ids))  # robusttrain
             logits = model(batch.images)
-            losses = F.cross_entropy(logits, batch.targets, reduction="none")
-            loss = callbacks.on_loss(state, batch, logits, losses).mean()  # robusttrain
+            losses = robust.raw_losses(logits)
+            loss = robust.loss_hook(logits, losses).mean()  # robusttrain
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             progress["global_step"] += 1
             progress["step_in_epoch"] += 1
-            state.global_step = progress["global_step"]
-            callbacks.on_step_end(state)  # robusttrain
+            robust.step_end(progress["global_step"])  # robusttrain
             loss_sum += losses.detach().sum()
             correct += int((logits.argmax(1) == batch.targets).sum())
             seen += len(batch)
@@ -213,7 +210,7 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
             if options.checkpoint_every and progress["global_step"] % options.checkpoint_every == 0:
                 progress["epoch_totals"] = {"loss_sum": float(loss_sum), "correct": correct, "seen": seen}
                 progress["train_seconds"] = seconds_before + time.perf_counter() - start
-                save_checkpoint(accelerator, output_dir, progress, options.keep_checkpoints, model, callbacks)
+                save_checkpoint(accelerator, output_dir, progress, options.keep_checkpoints, model, robust.callbacks)
             step_start = time.perf_counter()
         bar.close()
         epoch_done = progress["step_in_epoch"] >= steps_per_epoch
@@ -227,38 +224,29 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
         accelerator.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         progress["epoch_totals"] = {"loss_sum": float(loss_sum), "correct": correct, "seen": seen}
         if epoch_done:
-            callbacks.on_epoch_end(state)  # robusttrain
+            robust.end_epoch()  # robusttrain
             progress.update(epoch=epoch + 1, step_in_epoch=0)
         if progress["history"] and progress["history"][-1]["epoch"] == epoch:
             progress["history"][-1] = record  # an epoch cut short by --max-steps, now resumed: one record for it
         else:
             progress["history"].append(record)
         progress["train_seconds"] = seconds_before + time.perf_counter() - start
-        save_checkpoint(accelerator, output_dir, progress, options.keep_checkpoints, model, callbacks)
+        save_checkpoint(accelerator, output_dir, progress, options.keep_checkpoints, model, robust.callbacks)
         if state.should_stop:
             break
     train_seconds = seconds_before + time.perf_counter() - start
-    callbacks.teardown(state)
+    robust.end()
 
     metrics = evaluate_run(options, model, datasets, accelerator)
     metrics.update(history=progress["history"], global_step=progress["global_step"], train_seconds=train_seconds,
                    step_seconds=progress.get("step_seconds", 0.0), callbacks=options.callbacks, maps=options.maps,
                    model=options.model, num_processes=accelerator.num_processes, resumes=progress.get("resumes", []),
-                   decisions=callbacks.decisions())
+                   decisions=robust.decisions())
     if accelerator.is_main_process:
         torch.save(accelerator.unwrap_model(model).state_dict(), output_dir / "model.pt")
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))  # last: its presence = finished
     accelerator.wait_for_everyone()
     return metrics
-
-
-def epoch_weights(base: torch.Tensor | None, callbacks: CallbackList, state: TrainState,
-                  train_set: MaskedImageDataset) -> torch.Tensor | None:
-    """This epoch's draw weights: the weights file's times the callbacks' (``minority_resampling``); None = shuffle."""
-    wanted = callbacks.sampling_weights(state, [r.sample_id for r in train_set.records])
-    if wanted is None:
-        return base
-    return wanted if base is None else base * wanted
 
 
 def make_optimizer(options: TrainOptions, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -86,7 +86,11 @@ class TrainOptions:
                                          "shuffling", DATA)
     # Model
     model: str = _option("resnet18", "timm model name", MODEL)
-    checkpoint: str | None = _option(None, "local initial weights (no hub downloads)", MODEL)
+    checkpoint: str | None = _option(None, "local initial weights of this model (a state dict: model.pt, or the "
+                                     "backbone's)", MODEL)
+    pretrained: bool = _option(False, "start from timm's pretrained weights for --model (fetched from the hub, "
+                               "as timm.create_model(pretrained=True))", MODEL, action="store_true")
+    pretrained_file: str | None = _option(None, "the same from a local timm weights file (works offline)", MODEL)
     drop_rate: float = _option(0.0, "dropout before the classifier", MODEL, type=float, minimum=0.0)
     attention_pool: str | None = _option(None, "replace global pooling by attention pooling in this mode (CNNs)",
                                          MODEL, choices=("dropkey", "dropout", "none"))
@@ -138,6 +142,9 @@ class TrainOptions:
             raise OptionError(f"--benchmark-correlation must be in [0, 1], got {self.benchmark_correlation}")
         if self.resume == "":
             raise OptionError("--resume must name a checkpoint folder or 'auto', got ''")
+        sources = [flag(name) for name in ("checkpoint", "pretrained", "pretrained_file") if getattr(self, name)]
+        if len(sources) > 1:
+            raise OptionError(f"give one source of initial weights, not {' and '.join(sources)}")
 
     @classmethod
     def from_argv(cls, argv: Sequence[str] | None = None, prog: str | None = None) -> tuple[TrainOptions, list[str]]:

@@ -81,6 +81,8 @@ def check_same_run(run_dir: Path, options: TrainOptions) -> dict[str, Any]:
     if not isinstance(saved, dict):
         raise OptionError(f"cannot resume from {run_dir}: {path} is not a mapping of options")
     current = yaml.safe_load(yaml.safe_dump(options.to_dict()))
+    defaults = yaml.safe_load(yaml.safe_dump(TrainOptions(data_dir=options.data_dir).to_dict()))
+    saved = {**{name: value for name, value in defaults.items() if name not in saved}, **saved}  # options added later
     changed = [f"{flag(name)} {saved.get(name)!r} -> {value!r}" for name, value in current.items()
                if name not in MAY_CHANGE_ON_RESUME and saved.get(name) != value]
     if changed:
