@@ -23,9 +23,15 @@ from .reshape import token_layout, tokens_to_map
 
 
 def _backbone(model: nn.Module) -> nn.Module:
-    """The timm network inside ``model`` (through :class:`ImageModel` and a joint-attention wrapper)."""
+    """The timm network inside ``model`` (through :class:`ImageModel`, a joint-attention wrapper, or any module
+    that holds one, such as a LightningModule)."""
     model = getattr(model, "task_model", model)
-    return getattr(model, "backbone", model)
+    if hasattr(model, "backbone"):
+        return model.backbone
+    if hasattr(model, "forward_features"):
+        return model
+    inner = next((m for _, m in model.named_modules() if m is not model and hasattr(m, "forward_features")), None)
+    return model if inner is None else _backbone(inner)
 
 
 def _backbone_prefix(model: nn.Module) -> str:
@@ -90,8 +96,8 @@ class GradCAM(MapMethod):
         super().__init__(model)
         self.target_layers = target_layers
         self.min_grid = min_grid
-        if target_layers is None and not hasattr(model, "forward_features"):
-            raise ValueError("pass target_layers= for models without forward_features/forward_head")
+        if target_layers is None and not hasattr(_backbone(model), "forward_features"):
+            raise ValueError("pass target_layers= for models without a timm network (forward_features) inside")
         grid, prefix = token_layout(_backbone(model))
         self.grid_size = grid_size or grid
         self.num_prefix_tokens = prefix if num_prefix_tokens is None else num_prefix_tokens
@@ -103,6 +109,8 @@ class GradCAM(MapMethod):
 
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         layers = self.target_layers or default_target_layers(self.model, images.shape[-2:], self.min_grid)
+        if layers is None and not hasattr(self.model, "forward_features"):  # a network inside another module
+            layers = [_backbone_prefix(self.model) + _last_feature_layer(_backbone(self.model))]
         if layers is None:
             features = self.model.forward_features(images)
             scores, _ = target_scores(self.model.forward_head(features), targets)

@@ -6,7 +6,9 @@ methods, IN-9 variants) works on plain ``[0, 1]`` images, whatever statistics th
 
 from __future__ import annotations
 
+import logging
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -146,18 +148,54 @@ def _build(name: str, num_classes: int, attention_pool: str | None, mask_ratio: 
            kwargs: dict[str, Any]) -> ImageModel:
     """The timm backbone (with its pooling replaced where asked) wrapped in :class:`ImageModel`."""
     if feature_masks:
-        body = timm.create_model(name, num_classes=0, global_pool="", **kwargs)
+        body = _timm(name, num_classes=0, global_pool="", **kwargs)
         per_attribute = (attributes, 1) if attributes else (1, num_classes)
         backbone = FeatureMaskNet(body, *per_attribute, width=mask_width, residual=mask_residual,
                                   single_mask=single_mask)
     elif attention_pool is None:
-        backbone = timm.create_model(name, num_classes=num_classes, **kwargs)
+        backbone = _timm(name, num_classes=num_classes, **kwargs)
     else:
-        body = timm.create_model(name, num_classes=0, global_pool="", **kwargs)
+        body = _timm(name, num_classes=0, global_pool="", **kwargs)
         pool = AttentionPool(body.num_features, pool_heads, attention_pool, mask_ratio)
         backbone = AttentionPoolNet(body, num_classes, pool)
     config = backbone.pretrained_cfg or {}
     return ImageModel(backbone, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD)))
+
+
+class _MissingKeys(logging.Handler):
+    """Collects the keys timm reports missing while it loads pretrained weights (it loads non-strictly whenever the
+    class count changes, so weights of another network would otherwise load nothing, silently)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.match(r"Missing keys \((.*)\) discovered while loading pretrained", record.getMessage())
+        if found:
+            self.keys += [key.strip() for key in found.group(1).split(",")]
+
+
+def _timm(name: str, **kwargs: Any) -> nn.Module:
+    """``timm.create_model``; with pretrained weights, refused when any weight but the classifier's did not load."""
+    if not kwargs.get("pretrained"):
+        return timm.create_model(name, **kwargs)
+    report, logger = _MissingKeys(), logging.getLogger("timm.models._builder")
+    level = logger.level
+    logger.addHandler(report)
+    logger.setLevel(logging.INFO)  # timm reports missing keys at INFO
+    try:
+        net = timm.create_model(name, **kwargs)
+    finally:
+        logger.removeHandler(report)
+        logger.setLevel(level)
+    classifier = net.pretrained_cfg.get("classifier") or ()
+    prefixes = tuple(f"{c}." for c in ((classifier,) if isinstance(classifier, str) else classifier))
+    missing = [key for key in report.keys if not key.startswith(prefixes)]
+    if missing:
+        raise RuntimeError(f"{len(missing)} of its weights are not in the file (first: {', '.join(missing[:3])}): "
+                           "weights of another network?")
+    return net
 
 
 def load_weights(model: ImageModel | JointAttentionModel, checkpoint: str | Path) -> list[str]:

@@ -119,10 +119,10 @@ class BatchFormat:
         """``ValueError`` when images are not in [0, 1] once un-normalised: the normalisation is unknown or wrong."""
         low, high = float(pixels.min()), float(pixels.max())
         if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
-            stats = ("no mean/std" if self.normalization.mean is None
-                     else f"mean {self.normalization.mean}, std {self.normalization.std}")
-            raise ValueError(f"images range over [{low:.2f}, {high:.2f}] after undoing {stats}, not [0, 1]: give "
-                             "the dataset's normalisation as Robust(mean=..., std=...)")
+            mean, std = self.normalization.mean, self.normalization.std
+            undone = "" if mean is None else f" after undoing mean {mean} and std {std}"
+            raise ValueError(f"images range over [{low:.2f}, {high:.2f}]{undone}, not [0, 1]: give the dataset's "
+                             "normalisation as Robust(mean=..., std=...)")
         self.checked = True
 
     def keys(self, raw: Any) -> tuple[Key, Key, Key | None, Key | None]:

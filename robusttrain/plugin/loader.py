@@ -9,6 +9,7 @@ positions the loader draws, never read from the user's items.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sized
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,19 @@ class WithIds:
         if not isinstance(batch, dict):
             raise ValueError(f"the collate function must return a dict of tensors here, got {type(batch).__name__}")
         return {**batch, self.key: ids}
+
+
+class SkipFirst(Sampler[int]):
+    """A sampler's draws after its first ``count`` (a pass resumed mid-epoch)."""
+
+    def __init__(self, sampler: Sampler[int], count: int) -> None:
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.count, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.count)
 
 
 class ShardSampler(Sampler[int]):
@@ -112,8 +126,10 @@ class RobustLoader:
         self.robust, self.source = robust, loader
         self.sampler = robust.make_sampler(len(loader.dataset))
         rank, world = robust.process()
-        draw = self.sampler if world == 1 else ShardSampler(self.sampler, rank, world)
-        self.loader = remade(loader, draw, WithIds(loader.collate_fn))
+        self.draw = self.sampler if world == 1 else ShardSampler(self.sampler, rank, world)
+        self.loader = remade(loader, self.draw, WithIds(loader.collate_fn))
+        self.yielded = 0  # batches of this epoch given out
+        self.resume_at: dict[int, int] = {}  # epoch -> batches it had given out before a checkpoint
 
     @property
     def dataset(self) -> Any:
@@ -144,7 +160,21 @@ class RobustLoader:
         robust, epoch = self.robust, self.sampler.epoch
         robust.begin(self.data_pass())
         robust.start_epoch(epoch)
-        for raw, ids in self.loader:
+        skip = self.resume_at.get(epoch, 0) if self.resume_at.get(epoch, 0) < len(self) else 0
+        self.yielded, self.resume_at = skip, {}
+        loader = self.loader if not skip else remade(self.source, SkipFirst(self.draw, skip * self.batch_size),
+                                                     WithIds(self.source.collate_fn))
+        for raw, ids in loader:
+            self.yielded += 1
             yield robust.apply(robust.to_device(raw), ids)
         robust.end_epoch()
         self.sampler.set_epoch(epoch + 1)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the pass stands (epoch, batches given out), so a checkpoint taken mid-epoch resumes exactly."""
+        return {"epoch": self.sampler.epoch, "batches": self.yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue that epoch after its given-out batches (a loop that moves on to the next epoch starts it)."""
+        self.sampler.set_epoch(int(state["epoch"]))
+        self.resume_at = {int(state["epoch"]): int(state["batches"])}

@@ -153,6 +153,7 @@ class Robust:
         """The sampler of the training set (``size`` samples), made once."""
         if self.sampler is None:
             self.sampler = AdaptiveEpochSampler(size, seed=self.seed)
+            self.sampler.set_epoch(self.state.epoch)  # a restored state's epoch
         elif self.sampler.num_samples != size:
             raise ValueError(f"this Robust already draws from {self.sampler.num_samples} samples, not {size}: "
                              "use one Robust per training set")

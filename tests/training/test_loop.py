@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -176,3 +177,27 @@ def yaml_value(path: Path, key: str) -> object:
     import yaml
 
     return yaml.safe_load(path.read_text())[key]
+
+
+def test_fine_tunes_from_a_local_timm_weights_file(tiny_benchmark: Path, tmp_path: Path) -> None:
+    import timm
+
+    source = timm.create_model("test_resnet")  # the ImageNet head: timm re-makes it for 2 classes
+    torch.save(source.state_dict(), tmp_path / "w.pth")
+    run(_args(tiny_benchmark, tmp_path / "run", "--pretrained-file", str(tmp_path / "w.pth"), "--lr", "1e-12",
+              "--max-steps", "1", "--drop-rate", "0"))
+    trained = _weights(tmp_path / "run")
+    assert torch.allclose(trained["backbone.conv1.0.weight"], source.state_dict()["conv1.0.weight"])
+    assert trained["backbone.fc.weight"].shape[0] == 2
+    with pytest.raises(OptionError, match="one source of initial weights, not --checkpoint and --pretrained"):
+        run(_args(tiny_benchmark, tmp_path / "two", "--pretrained", "--checkpoint", str(tmp_path / "w.pth")))
+
+
+def test_hub_weights_offline_are_refused_in_one_line(tiny_benchmark: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "robusttrain.cli", "train", *_args(tiny_benchmark, tmp_path / "run", "--pretrained")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "could not load pretrained weights of test_resnet from the hub" in done.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
