@@ -29,6 +29,7 @@ import yaml
 
 from robusttrain.callbacks import build_callbacks
 from robusttrain.data.benchmark import BenchmarkConfig, render_sample, split_plan
+from robusttrain.eval import write_tables_csv
 from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
@@ -109,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="under configs/ or the repository (research/configs/x), no .yaml")
     parser.add_argument("--batches", type=int, default=4, help="distinct batches: one epoch")
     parser.add_argument("--output", help="also write the table (markdown) here")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     args = parser.parse_args(argv)
     data = batches(args.size, args.batches, args.batch)
     # Each configuration is compared with plain training of the same model (a DropKey pooling head or an
@@ -142,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text("\n".join(lines) + "\n")
+    if args.csv:
+        write_tables_csv("\n".join(lines), args.csv)
     return 0
 
 

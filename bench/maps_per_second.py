@@ -21,6 +21,7 @@ from functools import partial
 
 import torch
 
+from robusttrain.eval import write_tables_csv
 from robusttrain.maps import create_map_method, list_map_methods
 from robusttrain.maps.gradcam import default_target_layers
 from robusttrain.maps.hooks import resolve_layers
@@ -112,10 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     args = parser.parse_args(argv)
     print(f"device={args.device} batch={args.batch} size={args.size} threads={torch.get_num_threads()}")
-    print("| model | method | s / batch | maps / s | peak extra memory (MiB) |")
-    print("|---|---|---|---|---|")
+    lines = ["| model | method | s / batch | maps / s | peak extra memory (MiB) |", "|---|---|---|---|---|"]
+    print("\n".join(lines))
     methods = list(list_map_methods())
     context = multiprocessing.get_context("spawn")
     for name in args.models:
@@ -127,7 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except ImportError as error:
                     print(f"{method} skipped: {error} (pip install -e '.[bench]')", file=sys.stderr)
                     continue
-            print(f"| {name} | {method} | {seconds:.3f} | {args.batch / seconds:.0f} | {peak:.0f} |", flush=True)
+            lines.append(f"| {name} | {method} | {seconds:.3f} | {args.batch / seconds:.0f} | {peak:.0f} |")
+            print(lines[-1], flush=True)
+    if args.csv:
+        write_tables_csv("\n".join(lines), args.csv)
     return 0
 
 

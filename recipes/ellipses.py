@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from robusttrain.callbacks import JointAttentionCallback
 from robusttrain.config import parse_with_config, save_config
 from robusttrain.data.ellipses import KINDS, PAPER_SIZES, EllipseDataset, target_errors
-from robusttrain.eval import mask_iou
+from robusttrain.eval import mask_iou, write_tables_csv
 from robusttrain.models import create_model
 from robusttrain.types import Batch, TrainState
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--output-dir", default="reports/ellipses")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     return parser
 
 
@@ -139,12 +140,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     summary = {"dataset": args.dataset, "train_size": len(train_set), "test_size": len(test_set),
                "results": results}
     (output / "results.json").write_text(json.dumps(summary, indent=2))
-    unit = UNITS[args.dataset]
-    print(f"\n{args.dataset}: {len(train_set)} train / {len(test_set)} test")
-    print(f"{'variant':<20} {'error (' + unit + ')':>16} {'median':>8} {'IoU(W>0.5)':>11} {'train s':>8}")
-    for name, row in results.items():
-        print(f"{name:<20} {row['error_mean']:>16.2f} {row['error_median']:>8.2f} {row['attention_iou']:>11.3f} "
-              f"{row['train_seconds']:>8.0f}")
+    lines = [f"| dataset | variant | error ({UNITS[args.dataset]}) | median | IoU(W>0.5) | train s |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {args.dataset} | {name} | {row['error_mean']:.2f} | {row['error_median']:.2f} | "
+              f"{row['attention_iou']:.3f} | {row['train_seconds']:.0f} |" for name, row in results.items()]
+    print(f"\n{args.dataset}: {len(train_set)} train / {len(test_set)} test\n" + "\n".join(lines))
+    if args.csv:
+        write_tables_csv("\n".join(lines), args.csv)
     return summary
 
 

@@ -40,7 +40,7 @@ from robusttrain.data import (
     build_train_transform,
     generate_benchmark,
 )
-from robusttrain.eval import add_noise, energy_in_mask
+from robusttrain.eval import add_noise, energy_in_mask, write_tables_csv
 from robusttrain.feature_masks import (
     BACKGROUND_ATTRIBUTES,
     MAP_WEIGHTINGS,
@@ -69,6 +69,7 @@ NOT_RUN_OPTIONS = ("config", "output_dir", "jobs", "threads", "run", "seeds", "v
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/feature_masks")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--data-dir", default="data/synth_waterbirds")
     parser.add_argument("--generate", action=argparse.BooleanOptionalAction, default=True,
                         help="render the built-in benchmark into --data-dir first (reused when it exists)")
@@ -452,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     table, numbers = summary(args)
     (out / "summary.md").write_text(table + "\n")
+    if args.csv:
+        write_tables_csv(table, args.csv)
     (out / "summary.json").write_text(json.dumps(numbers, indent=2, default=float))
     print(table)
     return 0

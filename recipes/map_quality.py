@@ -30,6 +30,7 @@ from robusttrain.eval import (
     energy_in_mask,
     mask_iou,
     pointing_game,
+    write_tables_csv,
 )
 from robusttrain.experiments import train_argv
 from robusttrain.maps import create_map_method, list_map_methods
@@ -69,6 +70,7 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/map_quality")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--data-dir", default="data/synth_balanced")
     parser.add_argument("--model", default="test_resnet")
     parser.add_argument("--weights", default=None, help="trained model.pt to explain (default: train one)")
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sanity-images", type=int, default=32)
     parser.add_argument("--steps", type=int, default=16, help="deletion/insertion steps")
     parser.add_argument("--methods", nargs="*", default=None, help="default: every registered method")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="flags passed on to robusttrain train (the model's training)")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = out / "balanced_model"
         train_argv(["-c", str(ROOT / "configs" / "erm.yaml"), "--data-dir", args.data_dir, "--generate",
                            "--benchmark-correlation", "0.5", "--model", args.model, "--epochs", str(args.epochs),
-                           "--output-dir", str(run), "--no-progress"])
+                           "--output-dir", str(run), "--no-progress", *args.extra])
         weights = run / "model.pt"
     test = WaterbirdsDataset(args.data_dir, "test", build_eval_transform())
     model = create_model(args.model, test.num_classes)
@@ -122,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(results)
     (out / "map_quality.json").write_text(json.dumps(results, indent=2))
     (out / "map_quality.md").write_text(table + "\n")
+    if args.csv:
+        write_tables_csv(table, args.csv)
     print(f"\nmodel accuracy on these images: {100 * accuracy:.1f}%; mask area share "
           f"{100 * results['mask_area_share']:.1f}% (= a uniform map's energy in mask)\n\n{table}")
     return 0

@@ -24,7 +24,7 @@ import torch
 
 from robusttrain.config import load_config
 from robusttrain.data import WaterbirdsDataset, build_eval_transform
-from robusttrain.eval import add_noise, energy_in_mask
+from robusttrain.eval import add_noise, energy_in_mask, write_tables_csv
 from robusttrain.experiments import train_argv
 from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
@@ -93,6 +93,7 @@ def markdown(results: dict[str, list[dict[str, float]]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/noise_robustness")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "noise_robustness.yaml"))
     parser.add_argument("--images", type=int, default=1024, help="test images evaluated per variance")
     parser.add_argument("--variances", nargs="+", type=float, default=list(VARIANCES))
@@ -117,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(results)
     (out / "noise_robustness.json").write_text(json.dumps(results, indent=2))
     (out / "noise_robustness.md").write_text(table + "\n")
+    if args.csv:
+        write_tables_csv(table, args.csv)
     plot(results, out / "noise_robustness.png")
     print(f"config: {load_config(args.config)}\n\n{table}\nplot: {out / 'noise_robustness.png'}")
     return 0

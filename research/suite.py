@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import subprocess
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suite
+from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suites
 from robusttrain.data.benchmark.suite import ROLES
 from robusttrain.experiments import LABELS, SELECTION
 
@@ -78,11 +79,17 @@ def _metric(out: Path, row: str, seeds: Sequence[int], key: str) -> list[float]:
     return [100 * json.loads((out / row / f"seed_{s}" / "metrics.json").read_text())["groups"][key] for s in seeds]
 
 
+def run_seconds(metrics: dict) -> float:
+    """A run's whole-run time: its CPU time where recorded (what it computed, whatever else the machine ran), else
+    its wall-clock time."""
+    return metrics.get("train_cpu_seconds", metrics["train_seconds"])
+
+
 def time_ratio(out: Path, seeds: Sequence[int]) -> float:
-    """The default's whole-run time over ERM's on one member (``train_seconds``, data pass included), mean over
-    seeds of the per-seed ratios (runs of one seed ran back to back in the same process)."""
+    """The default's whole-run time over ERM's on one member (data pass included), mean over seeds of the
+    per-seed ratios."""
     def seconds(row: str, seed: int) -> float:
-        return json.loads((out / row / f"seed_{seed}" / "metrics.json").read_text())["train_seconds"]
+        return run_seconds(json.loads((out / row / f"seed_{seed}" / "metrics.json").read_text()))
     return statistics.mean(seconds("default", s) / seconds("erm", s) for s in seeds)
 
 
@@ -140,6 +147,24 @@ def table(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int],
     return "\n".join(lines)
 
 
+def write_csv(members: list[SuiteMember], rows: Sequence[str], seeds: Sequence[int], output_dir: Path,
+              path: Path) -> None:
+    """Every run: member, its role and shortcut kind, row, the labels it uses, seed, worst-group and average
+    accuracy (%), whole-run seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["member", "role", "shortcut", "row", "labels", "seed", "worst_group", "average", "seconds"])
+        for member in members:
+            for row in rows:
+                for seed in seeds:
+                    metrics = json.loads((output_dir / member.name / row / f"seed_{seed}" / "metrics.json").read_text())
+                    writer.writerow([member.name, member.role, member.config.shortcut, row, LABELS[row], seed,
+                                     round(100 * metrics["groups"]["worst_group_accuracy"], 2),
+                                     round(100 * metrics["groups"]["average_accuracy"], 2),
+                                     round(run_seconds(metrics), 1)])
+
+
 def _role_mean(some: list[float], every: list[float]) -> str:
     """``mean [members]`` of a role's worst-group accuracies over its learnable members, then over all of them."""
     text = [f"{statistics.mean(v):.1f} [{len(v)}]" if v else "none" for v in (some, every)]
@@ -175,7 +200,8 @@ def checks(members: list[SuiteMember], rows: Sequence[str], seed_means: dict[tup
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default=str(latest_suite()), help="suite file (default: the newest suite_v*.yaml)")
+    parser.add_argument("--suite", nargs="+", default=[str(latest_suite())],
+                        help="suite files (default: the newest suite_v*.yaml); several: their members together")
     parser.add_argument("--members", nargs="+", default=["development"],
                         help="development, reserved, all, or member names")
     parser.add_argument("--rows", nargs="+", default=list(LABELS), choices=list(LABELS))
@@ -184,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default="data/suite")
     parser.add_argument("--jobs", type=int, default=1, help="members run side by side (one process each)")
     parser.add_argument("--reuse", action="store_true", help="keep runs whose metrics.json already exists")
+    parser.add_argument("--csv", help="also write every run's results here (one row per member, row and seed)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed on to train.py")
     return parser
 
@@ -194,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be a positive integer, got {args.jobs}")
     try:
-        members = select(load_suite(args.suite), args.members)
+        members = select(load_suites(args.suite), args.members)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     for member in members:  # rendered once, before any process reads it
@@ -205,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             future.result()
     text = table(members, args.rows, args.seeds, Path(args.output_dir))
     Path(args.output_dir, "suite.md").write_text(text + "\n")
+    if args.csv:
+        write_csv(members, args.rows, args.seeds, Path(args.output_dir), Path(args.csv))
     print("\n" + text)
     return 0
 

@@ -27,8 +27,9 @@ import json
 from pathlib import Path
 
 from robusttrain.cli import main as cli
-from robusttrain.data.benchmark import generate_benchmark, load_suite
+from robusttrain.data.benchmark import generate_benchmark, load_suites
 from robusttrain.data.waterbirds import write_view
+from robusttrain.eval import write_tables_csv
 
 SHORTCUT_WORDS = ("USES THE BACKGROUND", "RELIES ON THE BACKGROUND")
 BAR_WORST, BAR_AVERAGE = 0.20, 0.60  # a model below the first while above the second has learned the shortcut
@@ -107,17 +108,18 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", required=True)
+    parser.add_argument("--suite", nargs="+", required=True, help="suite files (several: their members together)")
     parser.add_argument("--members", nargs="+", default=["all"], help="development, reserved, all or names")
     parser.add_argument("--runs", help="research/suite.py --output-dir (needed unless --no-models)")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--images", type=int, default=400, help="test images per model audit")
     parser.add_argument("--output", default="reports/suite_verdicts")
     parser.add_argument("--no-models", action="store_true", help="dataset audits only")
+    parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     args = parser.parse_args()
     if args.runs is None and not args.no_models:
         parser.error("--runs is needed for the model audits (or --no-models)")
-    members = [m for m in load_suite(args.suite)
+    members = [m for m in load_suites(args.suite)
                if "all" in args.members or m.role in args.members or m.name in args.members]
     for member in members:  # a member's folder that exists is used as it is
         if not (Path(args.data_root) / member.name).exists():
@@ -128,6 +130,8 @@ def main() -> None:
     if not args.no_models:
         text += ["", *model_rows(members, Path(args.data_root), Path(args.runs), args.images, out)]
     (out / "verdicts.md").write_text("\n".join(text) + "\n")
+    if args.csv:
+        write_tables_csv("\n".join(text), args.csv)
     print("\n".join(text))
 
 

@@ -1,6 +1,5 @@
-"""Every command printed in BENCHMARKS.md still runs on the current code, at a tiny budget: it parses, trains a few
-steps, and writes the result file its table is made from. (The full runs are benchmarks, never part of
-`make test`.)"""
+"""Every command printed in BENCHMARKS.md still runs on the current code at a tiny budget and writes the CSV its
+table is made from (the full runs are benchmarks, never part of `make test`)."""
 
 from __future__ import annotations
 
@@ -12,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from robusttrain.data.benchmark import SuiteMember, load_suite
+from robusttrain.data.benchmark import load_suites
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_TRAINING = ["--no-generate", "--image-size", "32", "--epochs", "2", "--max-steps", "2", "--batch-size", "32",
+TINY_TRAINING = ["--image-size", "32", "--epochs", "1", "--max-steps", "2", "--batch-size", "32",
                  "--variant-pool-size", "32", "--eval-batch-size", "64"]
 
 
@@ -33,105 +32,121 @@ def benchmark_commands() -> list[list[str]]:
     return commands
 
 
-def _option(words: list[str], name: str) -> tuple[str, ...]:
-    """The values following ``name`` up to the next option (empty without it)."""
+def _values(words: list[str], name: str) -> list[str]:
+    """The values following option ``name`` up to the next option (empty without it)."""
     if name not in words:
-        return ()
+        return []
     values = []
     for word in words[words.index(name) + 1:]:
         if word.startswith("--"):
             break
         values.append(word)
-    return tuple(values)
+    return values
 
 
-def distinct_commands() -> list[list[str]]:
-    """One command per script, set of options and compared configurations: the smoke run replaces the other
-    options' values (suites by the tiny benchmark, members, rows, seeds, data and output folders), so commands
-    differing only there would smoke-test the same thing again (the suite files are checked by
-    :func:`test_every_suite_named_has_a_development_member`)."""
-    seen, distinct = set(), []
-    for words in benchmark_commands():
-        configurations = _option(words, "--runs") if words[1] == "recipes/compare.py" else ()  # kept by the smoke
-        key = (words[1], frozenset(word for word in words if word.startswith("--")), configurations)
-        if key not in seen:
-            seen.add(key)
-            distinct.append(words)
-    return distinct
+def _without(words: list[str], *names: str) -> list[str]:
+    """``words`` without the options ``names`` and their values (the smoke run gives its own)."""
+    kept, skipping = [], False
+    for word in words:
+        if word.startswith("--"):
+            skipping = word in names
+        if not skipping:
+            kept.append(word)
+    return kept
 
 
-def first_development_member(args: list[str]) -> SuiteMember:
-    """The first development member of the command's ``--suite`` (suite v4 when it names none)."""
-    suite = (_option(args, "--suite") or ("research/suites/suite_v4.yaml",))[0]
-    return next(m for m in load_suite(ROOT / suite) if m.role == "development")
+def _member_view(tmp: Path, data: Path, suites: list[str]) -> tuple[str, Path]:
+    """The first member of the command's suites, with the tiny benchmark standing in for its rendering."""
+    member = load_suites([ROOT / s for s in suites])[0].name
+    (tmp / "data").mkdir(exist_ok=True)
+    (tmp / "data" / member).symlink_to(data)
+    return member, tmp / "data"
 
 
-def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path, str]:
-    """The command at a tiny budget into ``tmp``, the result file it must write and a row that file must hold."""
+def _runs(tmp: Path, data: Path) -> tuple[Path, Path]:
+    """Two tiny training runs (ERM and the default) for the commands that audit trained models."""
+    from robusttrain import TrainOptions, train
+
+    folders = []
+    for name, extra in (("erm", []), ("default", ["-c", str(ROOT / "configs" / "callbacks" / "default.yaml")])):
+        out = tmp / "runs" / name
+        train(TrainOptions.from_argv(["--data-dir", str(data), "--model", "test_resnet", "--output-dir", str(out),
+                                      "--no-progress", *TINY_TRAINING, *extra])[0])
+        folders.append(out)
+    return folders[0], folders[1]
+
+
+def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path]:
+    """The command at a tiny budget into ``tmp``, and the CSV it must write."""
     assert words[0] == ".venv/bin/python", words
     script, args = words[1], words[2:]
-    out = tmp / "out"
-    if script == "recipes/peers.py":
-        own = ["--seeds", "0", "--rows", "erm", "default", "jtt", "--jtt-share", "0.5", "--output-dir", str(out)]
-        training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "peers.md", "| erm |"
-    elif script == "research/suite.py":
-        own = ["--seeds", "0", "--members", first_development_member(args).name, "--rows", "erm", "default",
-               "--jobs", "1", "--output-dir", str(out), "--data-root", str(tmp / "data")]
-        training, result, row = (["--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"],
-                                 out / "suite.md", "| erm |")
-    elif script == "research/suite_verdicts.py":  # the dataset audit of one member (the tiny benchmark stands in)
-        member = first_development_member(args)
-        (tmp / "data").mkdir()
-        (tmp / "data" / member.name).symlink_to(data)
-        own = ["--members", member.name, "--data-root", str(tmp / "data"), "--runs", str(tmp / "runs"),
-               "--output", str(out), "--no-models"]
-        training, result, row = [], out / "verdicts.md", f"| {member.name} | {member.config.shortcut} | BIASED |"
-    elif script == "research/studies/half_fallen_models.py":  # one run on one member (the tiny benchmark stands in)
-        member = first_development_member(args).name
-        (tmp / "data").mkdir()
-        (tmp / "data" / member).symlink_to(data)
-        own = ["--members", member, "--seeds", "0", "--jobs", "1", "--data-root", str(tmp / "data"),
-               "--output-dir", str(out)]
-        result = out / member / "one_minority" / "seed_0" / "metrics.json"
-        return [sys.executable, script, *args, *own, "--extra", *TINY_TRAINING[1:]], result, "worst_group_accuracy"
-    elif script == "research/studies/shortcut_map_coverage.py":
-        own = ["--data", str(data), "--blocks", "2", "--thresholds", "0.5", "--output", str(out / "coverage.md")]
-        training, result, row = [], out / "coverage.md", f"| {data.name} | 2 (8 px) | 0.5 |"
-    elif script == "bench/callback_overhead.py":
-        own = ["--steps", "3", "--warmup", "1", "--batches", "2", "--batch", "8", "--size", "32",
-               "--output", str(out / "overhead.md")]
-        training, result, row = [], out / "overhead.md", "| plain |"
-    elif script == "recipes/compare.py":
-        own = ["--seeds", "0", "--output-dir", str(out)]
-        training, result, row = ["--data-dir", str(data), *TINY_TRAINING], out / "compare.md", "| ERM |"
-    else:
-        raise AssertionError(f"BENCHMARKS.md runs {script}: add its tiny budget here")
-    cut = args.index("--extra") if "--extra" in args else len(args)
-    extra = args[cut + 1:] if cut < len(args) else []
-    if script.startswith("bench/"):  # takes no training flags
-        return [sys.executable, script, *args[:cut], *own], result, row
-    return [sys.executable, script, *args[:cut], *own, "--extra", *extra, *training], result, row
+    csv = tmp / "table.csv"
+    out = ["--csv", str(csv)]
+    if script == "research/suite.py":  # renders one member for real (a suite checks what its folder holds)
+        member = load_suites([ROOT / s for s in _values(args, "--suite")])[0].name
+        own = ["--suite", *_values(args, "--suite"), "--members", member, "--seeds", "0", "--rows", "erm",
+               "default", "--jobs", "1", "--data-root", str(tmp / "suite_data"),
+               "--output-dir", str(tmp / "out"), *out, "--extra", *TINY_TRAINING]
+        return [sys.executable, script, *own], csv
+    if script == "research/suite_verdicts.py":
+        member, root = _member_view(tmp, data, _values(args, "--suite"))
+        own = ["--suite", *_values(args, "--suite"), "--members", member, "--data-root", str(root), "--output",
+               str(tmp / "out"), "--images", "16", *out]
+        if "--no-models" in args:
+            return [sys.executable, script, *own, "--no-models"], csv
+        runs = tmp / "suite_runs" / member
+        for row, folder in zip(("erm", "default"), _runs(tmp, data), strict=True):
+            (runs / row).mkdir(parents=True)
+            (runs / row / "seed_0").symlink_to(folder)
+        return [sys.executable, script, *own, "--runs", str(tmp / "suite_runs")], csv
+    if script == "bench/paths.py":
+        own = ["--data-dir", str(tmp / "bench"), "--fraction", "0.03", "--epochs", "1", "--seeds", "0",
+               "--work-dir", str(tmp / "work"), "--output", str(csv)]
+        return [sys.executable, script, *_without(args, "--data-dir", "--seeds", "--work-dir", "--output"), *own], csv
+    if script == "bench/callback_overhead.py":
+        own = ["--steps", "3", "--warmup", "1", "--batches", "2", "--batch", "8", "--size", "32", *out]
+        return [sys.executable, script, *_without(args, "--steps", "--batch", "--size", "--csv"), *own], csv
+    if script == "bench/maps_per_second.py":
+        own = ["--models", "test_resnet", "--batch", "4", "--size", "32", "--repeats", "1", *out]
+        return [sys.executable, script, *_without(args, "--models", "--batch", "--size", "--csv"), *own], csv
+    if script == "bench/audit.py":
+        erm, default = _runs(tmp, data)
+        own = ["--data", str(data), "--erm", str(erm), "--randomized", str(default), "--images", "16",
+               "--report-images", "16", "--output", str(tmp / "out"), *out]
+        return [sys.executable, script, *own], csv
+    if script == "recipes/map_quality.py":
+        own = ["--data-dir", str(tmp / "balanced"), "--images", "8", "--sanity-images", "2", "--steps", "2",
+               "--output-dir", str(tmp / "out"), *out, "--extra", "--benchmark-fraction", "0.02", *TINY_TRAINING]
+        return [sys.executable, script, *_without(args, "--output-dir", "--csv"), *own], csv
+    if script == "recipes/noise_robustness.py":
+        own = ["--images", "8", "--variances", "0", "0.5", "--output-dir", str(tmp / "out"), *out, "--extra",
+               "--data-dir", str(tmp / "balanced"), "--benchmark-fraction", "0.02", *TINY_TRAINING]
+        return [sys.executable, script, *_without(args, "--output-dir", "--csv"), *own], csv
+    if script == "recipes/ellipses.py":
+        own = ["--train-size", "64", "--test-size", "16", "--epochs", "1", "--start-epoch", "0", "--output-dir",
+               str(tmp / "out"), *out]
+        return [sys.executable, script, *_without(args, "--output-dir", "--csv"), *own], csv
+    if script == "recipes/feature_masks.py":
+        own = ["--data-dir", str(tmp / "fm"), "--image-size", "32", "--seeds", "0", "--max-steps", "2",
+               "--batch-size", "16", "--eval-images", "16", "--benchmark-fraction", "0.02", "--jobs", "1",
+               "--output-dir", str(tmp / "out"), *out]
+        return [sys.executable, script, *_without(args, "--output-dir", "--csv", "--jobs"), *own], csv
+    raise AssertionError(f"BENCHMARKS.md runs {script}: add its tiny budget here")
 
 
-def test_benchmarks_md_prints_the_command_of_each_table() -> None:
+def test_every_command_writes_a_csv_under_results_that_is_there() -> None:
     commands = benchmark_commands()
-    scripts = {words[1] for words in commands}
-    assert {"recipes/peers.py", "research/suite.py", "recipes/compare.py"} <= scripts
-    text = (ROOT / "BENCHMARKS.md").read_text()
-    assert text.count("```bash") == len(commands) and "_TABLE" not in text
-
-
-def test_every_suite_named_has_a_development_member() -> None:
-    suites = {_option(words, "--suite") for words in benchmark_commands()} - {()}
-    assert len(suites) >= 3
-    for suite in suites:
-        assert first_development_member(["--suite", *suite])
+    assert len(commands) >= 8
+    for words in commands:
+        written = _values(words, "--csv") or _values(words, "--output")
+        assert written and written[0].startswith("results/"), words
+        assert (ROOT / written[0]).is_file(), f"{written[0]} is missing: run the command and commit its CSV"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("position", range(len(distinct_commands())))
+@pytest.mark.parametrize("position", range(len(benchmark_commands())))
 def test_each_benchmark_command_runs_at_a_tiny_budget(position: int, tiny_benchmark: Path, tmp_path: Path) -> None:
-    command, result, row = smoke(distinct_commands()[position], tmp_path, tiny_benchmark)
+    command, csv = smoke(benchmark_commands()[position], tmp_path, tiny_benchmark)
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    assert result.is_file() and row in result.read_text()
+    assert csv.is_file() and len(csv.read_text().splitlines()) >= 2, csv

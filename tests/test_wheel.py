@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,12 +36,16 @@ def test_the_installed_wheel_trains_and_audits_from_another_folder(tmp_path: Pat
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
           str(source)], tmp_path, env)
     wheel = next(wheels.glob("robusttrain-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()  # the product only: no research/, tests/, configs/ or results/
+    assert all(n.startswith(("robusttrain/", "robusttrain-")) for n in names), [n for n in names][:5]
+    assert "robusttrain/plugin/robust.py" in names and not any("research" in n for n in names)
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], tmp_path,
          env)
     # The installed copy comes first on the path: the repository's editable install must not be what runs.
     installed = {**env, "PYTHONPATH": str(target)}
-    where = _run([sys.executable, "-c", "import robusttrain; print(robusttrain.__file__)"], work, installed).stdout
-    assert where.strip().startswith(str(target)), where
+    where = _run([sys.executable, "-c", "import robusttrain; print(robusttrain.__file__, robusttrain.__version__)"],
+                 work, installed).stdout.split()
+    assert where[0].startswith(str(target)) and wheel.name.startswith(f"robusttrain-{where[1]}-"), where
     script = target / "bin" / "robusttrain"
     assert script.is_file()
     assert "--data-dir" in _run([str(script), "train", "--help"], work, installed).stdout

@@ -11,7 +11,8 @@ appears off its own, and can go on reading the place elsewhere. Each run is ``ro
 it next to the suite's own rows.
 
 Example:
-    OMP_NUM_THREADS=1 python research/studies/half_fallen_models.py --suite research/suites/verdicts_v3.yaml --members all \
+    OMP_NUM_THREADS=1 python research/studies/half_fallen_models.py --suite research/suites/verdicts_v3.yaml \
+        --members all \
         --seeds 0 1 --jobs 2 --data-root data/verdicts_v3 --output-dir reports/verdicts_v3
 """
 

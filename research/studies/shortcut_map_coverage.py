@@ -10,7 +10,8 @@ object (``precision``). A composite is only a counterfactual when the kept regio
 its own background.
 
 Example:
-    python research/studies/shortcut_map_coverage.py --data data/suite_v3/dev_cross_ring data/suite_v3/dev_texture_tee_triangle \
+    python research/studies/shortcut_map_coverage.py \
+        --data data/suite_v3/dev_cross_ring data/suite_v3/dev_texture_tee_triangle \
         --output reports/shortcut_map_coverage.md
 """
 

@@ -12,7 +12,7 @@ from .evaluate import background_pool, evaluate_groups, evaluate_in9_folders, ev
 from .groups import group_accuracy
 from .localization import centre_maps, deletion_insertion, energy_in_mask, mask_iou, pointing_game
 from .noise import add_noise
-from .report import group_table, results_table
+from .report import group_table, results_table, table_rows, write_tables_csv
 from .sanity import cascading_randomization, map_similarity
 from .variants import VARIANTS, make_variants
 
@@ -41,4 +41,6 @@ __all__ = [
     "only_fg",
     "predict",
     "results_table",
+    "table_rows",
+    "write_tables_csv",
 ]

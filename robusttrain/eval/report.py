@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 COLUMNS = (
@@ -46,3 +48,32 @@ def group_table(metrics: Mapping[str, Any]) -> str:
         count = groups["group_counts"][group]
         lines.append(f"| {names.get(group, group)} | {count} | {100 * accuracy:.1f} |")
     return "\n".join(lines)
+
+
+def table_rows(markdown: str) -> list[list[list[str]]]:
+    """Every Markdown table in ``markdown``, as lists of rows of cells (header first, the ``|---|`` line dropped)."""
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not all(set(cell) <= set("-: ") for cell in cells):
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def write_tables_csv(markdown: str, path: str | Path) -> list[Path]:
+    """Each Markdown table in ``markdown`` as a CSV file: the first at ``path``, the next ones beside it with
+    ``_2``, ``_3``... before the suffix (what a results page's table is made from)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, rows in enumerate(table_rows(markdown), start=1):
+        target = path if number == 1 else path.with_name(f"{path.stem}_{number}{path.suffix}")
+        with open(target, "w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+        written.append(target)
+    return written

@@ -45,8 +45,9 @@ class RobustTrainer(transformers.Trainer):
     """``transformers.Trainer`` with a :class:`~robusttrain.Robust` (see the module docstring).
 
     Args:
+        *args: as ``transformers.Trainer``.
         robust: the object to run (None: ``Robust(seed=args.seed)``, the default callbacks).
-        *args, **kwargs: as ``transformers.Trainer``.
+        **kwargs: as ``transformers.Trainer``.
     """
 
     def __init__(self, *args: Any, robust: Robust | None = None, **kwargs: Any) -> None:

@@ -54,7 +54,9 @@ class MapSource:
         fraction: share of each batch refreshed on those steps (the rest come from the cache).
         serve_cached: give callbacks the cached maps of the rows not refreshed this step (only right when a
             sample's image is the same every time it is seen: no random crops or flips).
-        cache_resolution, cache_capacity, cache_dir: see :class:`MapCache`.
+        cache_resolution: side of the cached maps (see :class:`MapCache`).
+        cache_capacity: most samples kept, least recently used evicted (see :class:`MapCache`).
+        cache_dir: keep the cache in a memory-mapped file in this folder instead of in RAM.
         seed: which rows are refreshed is drawn from ``(seed, step)``.
 
     Raises:

@@ -57,10 +57,14 @@ class Robust:
         maps: the map sources the callbacks read (``{"gradcam": {"method": "gradcam"}}``).
         loss: the per-sample loss of :meth:`losses` where no criterion is given (None: cross-entropy over class
             labels); a ``torch.nn`` loss is used with ``reduction="none"``.
-        mean, std: the normalisation of the images the loader gives (None: a torchvision ``Normalize`` in the
-            dataset's transform, else images in [0, 1]).
-        image_key, target_key, mask_key, group_key: where a batch holds them (positions in tuples, keys in dicts;
-            None: found by name, or positions 0 and 1).
+        mean: the per-channel mean the loader's images were normalised with (None: a torchvision
+            ``Normalize`` in the dataset's transform, else images in [0, 1]).
+        std: the per-channel standard deviation, with ``mean``.
+        image_key: where a batch holds its images (a position in tuples, a key in dicts; None: found by name,
+            or position 0).
+        target_key: where it holds the targets (None: found by name, or position 1).
+        mask_key: where it holds object masks, if anywhere (None: ``mask`` when present).
+        group_key: where it holds group ids, if anywhere (None: ``group`` when present).
         seed: seed of the sampler's draws.
         data_pass: the training set without augmentation (same samples, same order) for the pass before training;
             None: the training set as the loader reads it.

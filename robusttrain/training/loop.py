@@ -167,7 +167,9 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
     steps_per_epoch = len(train_loader)
     state.global_step, state.total_steps = progress["global_step"], max_steps
     start = time.perf_counter()  # train_seconds: the whole run (data pass included), summed over resumes
+    cpu_start = time.process_time()  # train_cpu_seconds: the same in this process's CPU time (not the wall's)
     seconds_before = progress.get("train_seconds", 0.0)
+    cpu_before = progress.get("train_cpu_seconds", 0.0)
     # robusttrain: callbacks that want it (minority_resampling) see the un-augmented training set once before training.
     # The loader's own generator keeps the pass from consuming the global RNG (a resumed run makes no pass).
     robust.begin(DataLoader(IndexedDataset(datasets["train_eval"]), batch_size=options.eval_batch_size,
@@ -210,6 +212,7 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
             if options.checkpoint_every and progress["global_step"] % options.checkpoint_every == 0:
                 progress["epoch_totals"] = {"loss_sum": float(loss_sum), "correct": correct, "seen": seen}
                 progress["train_seconds"] = seconds_before + time.perf_counter() - start
+                progress["train_cpu_seconds"] = cpu_before + time.process_time() - cpu_start
                 save_checkpoint(accelerator, output_dir, progress, options.keep_checkpoints, model, robust.callbacks)
             step_start = time.perf_counter()
         bar.close()
@@ -231,14 +234,17 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
         else:
             progress["history"].append(record)
         progress["train_seconds"] = seconds_before + time.perf_counter() - start
+        progress["train_cpu_seconds"] = cpu_before + time.process_time() - cpu_start
         save_checkpoint(accelerator, output_dir, progress, options.keep_checkpoints, model, robust.callbacks)
         if state.should_stop:
             break
     train_seconds = seconds_before + time.perf_counter() - start
+    train_cpu_seconds = cpu_before + time.process_time() - cpu_start
     robust.end()
 
     metrics = evaluate_run(options, model, datasets, accelerator)
     metrics.update(history=progress["history"], global_step=progress["global_step"], train_seconds=train_seconds,
+                   train_cpu_seconds=train_cpu_seconds,
                    step_seconds=progress.get("step_seconds", 0.0), callbacks=options.callbacks, maps=options.maps,
                    model=options.model, num_processes=accelerator.num_processes, resumes=progress.get("resumes", []),
                    decisions=robust.decisions())

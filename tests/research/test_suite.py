@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember, load_suite
+from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember, load_suite, load_suites
 
 from ..recipes.loading import ROOT, load_recipe
 
@@ -97,7 +97,7 @@ def test_the_seventh_suite_reserves_fresh_members_with_visible_symbols_and_copie
 
 
 def recipe_default_suite() -> Path:
-    return Path(_recipe().build_parser().get_default("suite"))
+    return Path(_recipe().build_parser().get_default("suite")[0])
 
 
 def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
@@ -154,3 +154,14 @@ def test_a_member_whose_mask_oracle_stays_near_chance_is_not_counted() -> None:
 def test_the_suite_runs_the_newest_suite_file_by_default() -> None:
     newest = max(int(p.stem.split("_v")[1]) for p in SUITES.glob("suite_v*.yaml"))
     assert recipe_default_suite() == SUITES / f"suite_v{newest}.yaml" and newest >= 7
+
+
+def test_several_suites_run_as_one_and_a_member_they_share_must_agree(tmp_path: Path) -> None:
+    together = load_suites([SUITES / "suite_v6.yaml", SUITES / "suite_v7.yaml"])
+    reserved = [m.name for m in together if m.role == "reserved"]
+    assert len(reserved) == 5 and len(set(m.name for m in together)) == len(together)
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("version: 99\nmembers:\n  dev_cross_ring:\n    role: development\n"
+                     "    config: {num_classes: 2, correlation: 0.9, seed: 1}\n")
+    with pytest.raises(ValueError, match="dev_cross_ring.*differs between the suite files"):
+        load_suites([SUITES / "suite_v7.yaml", clash])

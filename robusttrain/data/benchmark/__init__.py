@@ -11,7 +11,7 @@ from .generate import (
     split_plan,
 )
 from .shapes import SHAPES, render_appearance, render_shape_mask
-from .suite import SuiteMember, load_suite
+from .suite import SuiteMember, load_suite, load_suites
 
 __all__ = [
     "ATTRIBUTES",
@@ -22,6 +22,7 @@ __all__ = [
     "generate_benchmark",
     "group_counts",
     "load_suite",
+    "load_suites",
     "render_appearance",
     "render_background",
     "render_sample",

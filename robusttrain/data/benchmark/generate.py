@@ -48,11 +48,13 @@ class BenchmarkConfig:
         image_size: side of the square images in pixels.
         correlation: P(domain == class) in the training split: one value, or one per class (a shortcut that is
             stronger for some classes than for others, whose minority groups then part ways).
-        n_train, n_val, n_test: split sizes; val/test are rounded down to a multiple of K*K so that
-            every group has exactly the same size.
+        n_train: training split size.
+        n_val: validation split size, rounded down to a multiple of K*K so that every group has the same size.
+        n_test: test split size, rounded down likewise.
         class_proportions: training class shares (default uniform).
         object_area: range of the object's bounding-square area as a fraction of the image.
-        shapes, domains: names from ``SHAPES`` / ``DOMAINS`` (default: the first K of each).
+        shapes: names from ``SHAPES`` (default: the first K).
+        domains: names from ``DOMAINS`` (default: the first K).
         shortcut: what carries the spurious ``place`` (:data:`~.shortcuts.SHORTCUTS`): ``colour`` (the background
             domain), ``texture`` (a grating's orientation over colour-matched photos), ``mark`` (a small symbol
             anywhere outside the object) or ``context`` (a strip touching the object).

@@ -3,6 +3,7 @@ members (tune on these) and *reserved* members (evaluated once, on the final cod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,17 @@ def load_suite(path: str | Path) -> list[SuiteMember]:
             raise ValueError(f"suite member {name!r}: role must be one of {list(ROLES)}, got {role!r}")
         suite.append(SuiteMember(str(name), role, _config(name, entry.get("config"))))
     return suite
+
+
+def load_suites(paths: Sequence[str | Path]) -> list[SuiteMember]:
+    """The members of several suite files together; a member that two files share must be the same member.
+
+    Raises:
+        ValueError: two files give one member name different roles or configs.
+    """
+    members: dict[str, SuiteMember] = {}
+    for path in paths:
+        for member in load_suite(path):
+            if members.setdefault(member.name, member) != member:
+                raise ValueError(f"suite member {member.name!r} differs between the suite files")
+    return list(members.values())
