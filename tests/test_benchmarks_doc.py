@@ -88,7 +88,7 @@ def smoke(words: list[str], tmp: Path, data: Path) -> tuple[list[str], Path]:
                "default", "--jobs", "1", "--data-root", str(tmp / "suite_data"),
                "--output-dir", str(tmp / "out"), *out, "--extra", *TINY_TRAINING]
         return [sys.executable, script, *own], csv
-    if script == "research/suite_verdicts.py":
+    if script == "research/validate_audit.py":
         member, root = _member_view(tmp, data, _values(args, "--suite"))
         own = ["--suite", *_values(args, "--suite"), "--members", member, "--data-root", str(root), "--output",
                str(tmp / "out"), "--images", "16", *out]

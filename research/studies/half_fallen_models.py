@@ -7,7 +7,7 @@ regime, common on real data) did not appear in 69 ERM runs. Here the training ba
 that give class ``--class``'s off-place groups as much weight as its on-place group (true training groups are
 used to *make* the model, never to judge it): the model must read objects on the places where that class
 appears off its own, and can go on reading the place elsewhere. Each run is ``robusttrain train -c BASE
---sample-weights`` into ``<output-dir>/<member>/one_minority/seed_<s>``, where ``research/suite_verdicts.py`` finds
+--sample-weights`` into ``<output-dir>/<member>/one_minority/seed_<s>``, where ``research/validate_audit.py`` finds
 it next to the suite's own rows.
 
 Example:

@@ -17,7 +17,7 @@ from .blur import blur_radii
 
 Example = tuple[np.ndarray, np.ndarray, dict[str, Any]]  # image (H, W, 3) in [0, 1], map (H, W), record
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:rgb(34,34,34)}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}.verdict{font-size:1.2em;font-weight:600;padding:.6em;border-radius:6px}
 .biased{background:#fde2e2}.unseen{background:#eeeeee}.grid{display:flex;flex-wrap:wrap;gap:8px}

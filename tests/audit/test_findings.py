@@ -103,7 +103,7 @@ def test_model_verdict_names_what_the_model_relies_on() -> None:
 
 
 def test_views_that_say_background_give_way_to_answers_that_do_not() -> None:
-    # verdicts_v5's texture ERM at 94.3 / 95.9 worst group / average: its background-only view answers one class
+    # A validation set's texture ERM at 94.3 / 95.9 worst group / average: its background-only view answers one class
     # (55% on a 101 / 99 split), yet where the background suggests another label it is nearly as accurate.
     views = {"chance": 0.5, "overall": {"accuracy": 0.955, "bg_only_accuracy": 0.55, "fg_only_accuracy": 0.515}}
     conflict = {"samples": 103, "accuracy": 0.942, "flags_from": "probe", "other_samples": 97,
@@ -131,7 +131,7 @@ def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_vi
         "USES THE BACKGROUND: on the 40 samples whose background suggests another label it reaches 10.0% vs 80.0% "
         "on the 60 others")
     assert verdict.count("10.0%") == 1  # the signal that fired says it; the score is not printed again
-    # verdicts_v3's mark miss: misled samples 17.6 points under the average (the misled half is in the average)
+    # A validation set's mark miss: misled samples 17.6 points under the average (the misled half is in the average)
     # but 35 under the others.
     half = {"chance": 0.5, "overall": {"accuracy": 0.58, "bg_only_accuracy": 0.52, "fg_only_accuracy": 0.53},
             "conflict_accuracy": {"samples": 100, "accuracy": 0.404, "flags_from": "probe", "other_samples": 100,
@@ -150,7 +150,7 @@ def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_vi
 
 
 def test_a_model_that_answers_one_class_for_every_image_is_named_so() -> None:
-    # The imbalanced-texture ERM of verdicts_v2: "majority" for every image; its object view looks "right".
+    # The imbalanced-texture ERM of a validation set: "majority" for every image; its object view looks "right".
     constant = {"chance": 0.5, "overall": {"count": 200, "accuracy": 0.5, "bg_only_accuracy": 0.5,
                                           "fg_only_accuracy": 0.6},
                 "classes": {"0": {"count": 100}, "1": {"count": 100}}, "answer_shares": {"0": 0.98, "1": 0.02}}

@@ -24,13 +24,14 @@ def test_model_takes_unit_range_images_and_checks_them() -> None:
 def test_unknown_names_and_two_weight_sources_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown timm model 'resnet_nonexistent'"):
         create_model("resnet_nonexistent", 2)
+    two_sources = {"pretrained": True, "checkpoint": tmp_path / "w.pt"}
     with pytest.raises(ValueError, match="one source of initial weights"):
-        create_model("test_resnet", 2, pretrained=True, checkpoint=tmp_path / "w.pt")
+        create_model("test_resnet", 2, **two_sources)
 
 
 def test_pretrained_weights_from_a_local_timm_file_fine_tune_with_a_new_head(tmp_path: Path) -> None:
     """timm's own path (``pretrained_cfg_overlay=dict(file=...)``): the backbone loads, the classifier is re-made
-    for the new class count by timm, as ``pretrained=True`` does with the hub's weights."""
+    for the new class count by timm, as it is with the hub's weights."""
     source = timm.create_model("test_resnet", num_classes=1000)
     for path in (tmp_path / "weights.pth", tmp_path / "weights.safetensors"):
         if path.suffix == ".safetensors":

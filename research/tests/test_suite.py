@@ -7,15 +7,20 @@ from pathlib import Path
 
 import pytest
 
+import importlib.util
+
 from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember, load_suite, load_suites
 
-from ..recipes.loading import ROOT, load_recipe
-
+ROOT = Path(__file__).resolve().parents[2]
 SUITES = ROOT / "research" / "suites"
 
 
 def _recipe():
-    return load_recipe("suite", "research")
+    """``research/suite.py`` (a script, not a package) as a fresh module."""
+    spec = importlib.util.spec_from_file_location("research_suite", ROOT / "research" / "suite.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_first_suite_has_development_and_reserved_members_that_differ() -> None:

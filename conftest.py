@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny built-in benchmark rendered once per test session."""
+"""Shared fixtures of tests/ and research/tests/: small built-in benchmarks rendered once per test session."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ Members missing under ``--data-root`` are rendered first; ``--no-models`` runs t
 training runs needed).
 
 Example:
-    python research/suite_verdicts.py --suite research/suites/suite_v3.yaml --members all \
+    python research/validate_audit.py --suite research/suites/suite_v3.yaml --members all \
         --runs reports/suite_v3 --data-root data/suite_v3 --output reports/suite_v3_verdicts
 """
 
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--runs", help="research/suite.py --output-dir (needed unless --no-models)")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--images", type=int, default=400, help="test images per model audit")
-    parser.add_argument("--output", default="reports/suite_verdicts")
+    parser.add_argument("--output", default="reports/audit_validation")
     parser.add_argument("--no-models", action="store_true", help="dataset audits only")
     parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     args = parser.parse_args()
