@@ -11,7 +11,7 @@ import pytest
 from robusttrain.data import BenchmarkConfig, generate_benchmark
 from robusttrain.data.benchmark import group_counts, render_sample, shortcuts, split_plan
 
-from ..conftest import TINY
+from conftest import TINY
 
 
 def _digest(root: Path) -> str:
