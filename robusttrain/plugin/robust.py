@@ -90,7 +90,6 @@ class Robust:
         self.call: Any = None
         self.begun = self.epoch_open = False
         self.hooked = False  # this step's losses passed the callbacks' loss hook
-        self.base_weights: torch.Tensor | None = None
 
     # --- for a plain loop -------------------------------------------------------------------------------------
     def prepare(self, *objects: Any, epochs: int | None = None) -> Any:
@@ -108,14 +107,13 @@ class Robust:
         if not kinds["loader"] or not kinds["optimizer"]:
             raise ValueError("prepare needs the training DataLoader and the optimizer (robusttrain draws the samples "
                              "and counts the optimizer's steps); the model and the loss are optional")
-        ready = {"loader": self.loader(kinds["loader"][0])}
+        loader = self.loader(kinds["loader"][0])
         if kinds["model"]:
             self.attach(kinds["model"][0])
         self.count_steps(kinds["optimizer"][0])
         if epochs is not None:
-            self.state.total_steps = epochs * len(ready["loader"])
-        out = [ready["loader"] if _kind(o) == "loader" else self.criterion(o) if _kind(o) == "loss" else o
-               for o in objects]
+            self.state.total_steps = epochs * len(loader)
+        out = [loader if _kind(o) == "loader" else self.criterion(o) if _kind(o) == "loss" else o for o in objects]
         return out[0] if len(out) == 1 else tuple(out)
 
     def loader(self, loader: DataLoader) -> RobustLoader:
@@ -191,8 +189,9 @@ class Robust:
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
             wanted = self.callbacks.sampling_weights(self.state, range(self.sampler.num_samples))
-            base = base_weights if base_weights is not None else self.base_weights
-            self.sampler.set_weights(base if wanted is None else wanted if base is None else base * wanted)
+            if wanted is not None and base_weights is not None:
+                wanted = base_weights * wanted
+            self.sampler.set_weights(base_weights if wanted is None else wanted)
         self.epoch_open = True
 
     def read(self, raw: Any, ids: torch.Tensor) -> Batch:
