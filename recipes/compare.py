@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robusttrain.experiments import run_all, summarise
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,5 +39,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/compare.py", main))

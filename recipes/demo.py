@@ -23,6 +23,7 @@ from pathlib import Path
 from robusttrain.callbacks.minority_resampling import decision_line
 from robusttrain.eval import group_table, results_table
 from robusttrain.experiments import run_all, summarise
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,5 +81,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/demo.py", main))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from robusttrain.config import parse_with_config, save_config
 from robusttrain.data.ellipses import KINDS, PAPER_SIZES, EllipseDataset, target_errors
 from robusttrain.eval import mask_iou, write_tables_csv
 from robusttrain.models import create_model
+from robusttrain.training.cli import refusing
 from robusttrain.types import Batch, TrainState
 
 UNITS = {"inclination": "degrees", "intersection_points": "pixels", "intersection_objects": "pixels"}
@@ -150,5 +152,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/ellipses.py", main))

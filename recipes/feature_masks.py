@@ -56,6 +56,7 @@ from robusttrain.feature_masks import (
 )
 from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
+from robusttrain.training.cli import refusing
 from robusttrain.types import Batch, TrainState
 
 VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
@@ -460,5 +461,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/feature_masks.py", main))

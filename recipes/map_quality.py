@@ -35,6 +35,7 @@ from robusttrain.eval import (
 from robusttrain.experiments import train_argv
 from robusttrain.maps import create_map_method, list_map_methods
 from robusttrain.models import create_model, load_weights
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,5 +134,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/map_quality.py", main))

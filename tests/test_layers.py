@@ -38,11 +38,17 @@ def layer_of(name: str) -> int:
 
 
 def imports(path: Path) -> set[str]:
-    """The package modules ``path`` imports (relative and absolute ``robusttrain`` imports, anywhere in the file)."""
+    """The package modules ``path`` imports (relative and absolute ``robusttrain`` imports, anywhere in the file but
+    under ``if TYPE_CHECKING``)."""
     here = module_name(path).split(".") if module_name(path) else []
     package = here if path.name == "__init__.py" else here[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and getattr(block.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:  # annotations only: not an import at run time
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - node.level + 1]

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TINY
 from robusttrain.data import BenchmarkConfig, generate_benchmark
 from robusttrain.data.benchmark import group_counts, render_sample, shortcuts, split_plan
-
-from ..conftest import TINY
 
 
 def _digest(root: Path) -> str:
