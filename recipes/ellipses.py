@@ -30,6 +30,7 @@ from robusttrain.config import parse_with_config, save_config
 from robusttrain.data.ellipses import KINDS, PAPER_SIZES, EllipseDataset, target_errors
 from robusttrain.eval import mask_iou, write_tables_csv
 from robusttrain.models import create_model
+from robusttrain.training import OneLineParser
 from robusttrain.training.cli import refusing
 from robusttrain.types import Batch, TrainState
 
@@ -38,7 +39,7 @@ VARIANTS = {"full": {}, "no_background_term": {"background_weight": 0.0}}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=KINDS, default="inclination")
     parser.add_argument("--train-size", type=int, default=None, help="default: the paper's size")
     parser.add_argument("--test-size", type=int, default=None, help="default: the paper's size")

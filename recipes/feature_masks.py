@@ -56,6 +56,7 @@ from robusttrain.feature_masks import (
 )
 from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
+from robusttrain.training import OneLineParser
 from robusttrain.training.cli import refusing
 from robusttrain.types import Batch, TrainState
 
@@ -68,7 +69,7 @@ NOT_RUN_OPTIONS = ("config", "output_dir", "jobs", "threads", "run", "seeds", "v
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/feature_masks")
     parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--data-dir", default="data/synth_waterbirds")

@@ -28,7 +28,7 @@ from robusttrain.eval import add_noise, energy_in_mask, write_tables_csv
 from robusttrain.experiments import train_argv
 from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
-from robusttrain.training import TrainOptions
+from robusttrain.training import OneLineParser, TrainOptions
 from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def markdown(results: dict[str, list[dict[str, float]]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/noise_robustness")
     parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "noise_robustness.yaml"))

@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robusttrain.experiments import LABELS, Peers, peers_table
+from robusttrain.training import OneLineParser
 from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=list(LABELS), choices=list(LABELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--base", default=str(ROOT / "configs" / "erm.yaml"))

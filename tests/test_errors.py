@@ -83,6 +83,7 @@ def world(tiny_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "bomb_key.yaml": BOMB + "callbacks:\n  - {name: minority_resampling, key: *j}\n",
         "bomb_maps.yaml": BOMB + "maps:\n  gradcam: {method: gradcam, method_options: *j}\n",
         "huge_weights": "id,weight\n" + "".join(f"{i},1e308\n" for i in ids),
+        "tagged_suite.yaml": "version: 1\nmembers: !!python/object/apply:os.system [echo pwned]\n",
     }
     for name, text in files.items():
         (base / name).write_text(text)
@@ -200,6 +201,11 @@ def _cases(w: dict[str, Path]) -> list[tuple[str, list[str], str]]:
         ("feature masks with a missing config", [sys.executable, str(ROOT / "recipes" / "feature_masks.py"), "-c",
                                                  str(base / "nosuch.yaml"), "--output-dir", new],
          "config file not found"),
+        ("suite file with a python tag", [sys.executable, str(ROOT / "research" / "suite.py"), "--suite",
+                                           str(base / "tagged_suite.yaml"), "--output-dir", new],
+         "tagged_suite.yaml is not valid YAML"),
+        ("a benchmark of another config in --data-dir", train_("--generate", "--benchmark-correlation", "0.5"),
+         "holds a benchmark made with another config: render into another folder"),
         ("feature masks with a bad config", [sys.executable, str(ROOT / "recipes" / "feature_masks.py"), "-c",
                                              str(base / "not_yaml.yaml"), "--output-dir", new], "is not valid YAML"),
     ]

@@ -205,3 +205,9 @@ def test_an_audit_into_a_read_only_folder_is_one_line(runs: dict[str, Path], tmp
         one_line(audit, 2, "Read-only file system")
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_an_audit_takes_the_split_code_its_message_offers(runs: dict[str, Path], tmp_path: Path) -> None:
+    done = run([sys.executable, "-m", "robusttrain.cli", "audit", "--data", str(runs["data"]), "--split", "1",
+                "--output", str(tmp_path / "audit"), "--no-progress"])
+    assert done.returncode == 0 and (tmp_path / "audit" / "report.html").is_file(), done.stderr[-2000:]
