@@ -8,7 +8,6 @@ finished (and the unfinished) run folder beside it is byte for byte what it was;
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,8 @@ import pytest
 
 from robusttrain.training import TrainOptions, train
 
+from .folders import folder_hash
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "recipes" / "train.py")]
 AUDIT = [sys.executable, "-m", "robusttrain.cli", "audit"]
@@ -29,15 +30,6 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefghi", "bcdefghij", strict=True))
 SMALL = ["--model", "test_resnet", "--image-size", "32", "--batch-size", "32", "--epochs", "2", "--no-progress",
          "--variant-pool-size", "64"]
-
-
-def folder_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def edited_copy(source: Path, target: Path, edit) -> Path:

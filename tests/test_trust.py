@@ -21,6 +21,8 @@ import torch
 from robusttrain.data import AdaptiveEpochSampler
 from robusttrain.training import TrainOptions, train
 
+from .folders import folder_hash
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "recipes" / "train.py")]
 SMALL = ["--model", "test_resnet", "--image-size", "32", "--batch-size", "32", "--epochs", "2", "--no-progress",
@@ -45,15 +47,6 @@ def one_line(done: subprocess.CompletedProcess, code: int, *named: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == code and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert all(name in lines[0] for name in named), lines[0]
-
-
-def folder_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def rehash(folder: Path) -> None:
