@@ -23,12 +23,14 @@ from pathlib import Path
 from robusttrain.callbacks.minority_resampling import decision_line
 from robusttrain.eval import group_table, results_table
 from robusttrain.experiments import run_all, summarise
+from robusttrain.training import OneLineParser
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/demo", help="where report.md and results.json go")
     parser.add_argument("--data-dir", default="data/synth_waterbirds")
     parser.add_argument("--config", default=str(ROOT / "configs" / "erm.yaml"))
@@ -80,5 +82,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/demo.py", main))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from robusttrain.config import parse_with_config, save_config
 from robusttrain.data.ellipses import KINDS, PAPER_SIZES, EllipseDataset, target_errors
 from robusttrain.eval import mask_iou, write_tables_csv
 from robusttrain.models import create_model
+from robusttrain.training import OneLineParser
+from robusttrain.training.cli import refusing
 from robusttrain.types import Batch, TrainState
 
 UNITS = {"inclination": "degrees", "intersection_points": "pixels", "intersection_objects": "pixels"}
@@ -36,7 +39,7 @@ VARIANTS = {"full": {}, "no_background_term": {"background_weight": 0.0}}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=KINDS, default="inclination")
     parser.add_argument("--train-size", type=int, default=None, help="default: the paper's size")
     parser.add_argument("--test-size", type=int, default=None, help="default: the paper's size")
@@ -150,5 +153,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/ellipses.py", main))

@@ -56,6 +56,8 @@ from robusttrain.feature_masks import (
 )
 from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
+from robusttrain.training import OneLineParser
+from robusttrain.training.cli import refusing
 from robusttrain.types import Batch, TrainState
 
 VARIANTS = ("plain", "single_mask", "multi_channel", "intentional")
@@ -67,7 +69,7 @@ NOT_RUN_OPTIONS = ("config", "output_dir", "jobs", "threads", "run", "seeds", "v
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/feature_masks")
     parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--data-dir", default="data/synth_waterbirds")
@@ -460,5 +462,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/feature_masks.py", main))

@@ -35,6 +35,8 @@ from robusttrain.eval import (
 from robusttrain.experiments import train_argv
 from robusttrain.maps import create_map_method, list_map_methods
 from robusttrain.models import create_model, load_weights
+from robusttrain.training import OneLineParser
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +70,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/map_quality")
     parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--data-dir", default="data/synth_balanced")
@@ -133,5 +135,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/map_quality.py", main))

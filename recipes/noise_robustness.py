@@ -28,7 +28,8 @@ from robusttrain.eval import add_noise, energy_in_mask, write_tables_csv
 from robusttrain.experiments import train_argv
 from robusttrain.maps import create_map_method
 from robusttrain.models import ModelConfig
-from robusttrain.training import TrainOptions
+from robusttrain.training import OneLineParser, TrainOptions
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 # The paper's variances (0.1-2.0 and its 0.3-0.9 sweep), applied to images in [0, 1], plus a finer low range:
@@ -91,7 +92,7 @@ def markdown(results: dict[str, list[dict[str, float]]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="reports/noise_robustness")
     parser.add_argument("--csv", help="also write the tables as CSV here (results/...)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "noise_robustness.yaml"))
@@ -125,5 +126,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/noise_robustness.py", main))

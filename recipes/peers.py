@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robusttrain.experiments import LABELS, Peers, peers_table
+from robusttrain.training import OneLineParser
+from robusttrain.training.cli import refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=list(LABELS), choices=list(LABELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--base", default=str(ROOT / "configs" / "erm.yaml"))
@@ -45,5 +47,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # bad input: one line, exit 2; Ctrl-C: one line, exit 130
+    sys.exit(refusing("recipes/peers.py", main))

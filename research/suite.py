@@ -35,6 +35,7 @@ from pathlib import Path
 from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suites
 from robusttrain.data.benchmark.suite import ROLES
 from robusttrain.experiments import LABELS, SELECTION
+from robusttrain.training import OneLineParser
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERFIT_POINTS = 10.0  # reserved worst-group mean this far below development = "does not carry over"
@@ -199,7 +200,7 @@ def checks(members: list[SuiteMember], rows: Sequence[str], seed_means: dict[tup
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", nargs="+", default=[str(latest_suite())],
                         help="suite files (default: the newest suite_v*.yaml); several: their members together")
     parser.add_argument("--members", nargs="+", default=["development"],

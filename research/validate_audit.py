@@ -30,6 +30,7 @@ from robusttrain.cli import main as cli
 from robusttrain.data.benchmark import generate_benchmark, load_suites
 from robusttrain.data.waterbirds import write_view
 from robusttrain.eval import write_tables_csv
+from robusttrain.training import OneLineParser
 
 SHORTCUT_WORDS = ("USES THE BACKGROUND", "RELIES ON THE BACKGROUND")
 BAR_WORST, BAR_AVERAGE = 0.20, 0.60  # a model below the first while above the second has learned the shortcut
@@ -107,7 +108,7 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", nargs="+", required=True, help="suite files (several: their members together)")
     parser.add_argument("--members", nargs="+", default=["all"], help="development, reserved, all or names")
     parser.add_argument("--runs", help="research/suite.py --output-dir (needed unless --no-models)")

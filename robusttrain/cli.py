@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from .maps import list_map_methods
+from .training.checkpoints import Interrupted
 from .training.cli import refusing
 from .training.options import OneLineParser
 
@@ -69,7 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_grad_enabled(True)
     from .audit.run import run_audit  # imported here: `robusttrain --help` stays fast
 
-    return refusing(f"robusttrain {args.command}", lambda: run_audit(args))
+    def audit() -> None:
+        try:
+            run_audit(args)
+        except KeyboardInterrupt:
+            raise Interrupted("", "the same command continues a model audit where it stopped") from None
+
+    return refusing(f"robusttrain {args.command}", audit)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,53 @@ from typing import Any
 
 import yaml
 
+MAX_VALUES = 100_000  # values a YAML document may expand to: anchors and aliases cannot make more
+
+
+def expanded_size(value: Any, limit: int = MAX_VALUES) -> int:
+    """How many values ``value`` holds once every shared (aliased) container is counted each time it is used;
+    counting stops past ``limit``. Linear in the distinct containers, so an alias bomb is measured, not expanded."""
+    sizes: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        if id(item) not in sizes:
+            sizes[id(item)] = 0  # a container that holds itself counts once
+            children = list(item.keys()) + list(item.values()) if isinstance(item, dict) else item
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > limit:
+                    break
+            sizes[id(item)] = total
+        return sizes[id(item)]
+
+    return size(value)
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` of ``text``, refused (``ValueError`` naming ``where``) when it is not valid YAML or when
+    anchors and aliases expand it to more than :data:`MAX_VALUES` values."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+        first = (f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if problem and mark
+                 else " ".join(str(error).split())[:300] or type(error).__name__)
+        raise ValueError(f"{where} is not valid YAML: {first}") from None
+    if expanded_size(value) > MAX_VALUES:
+        raise ValueError(f"{where}: its anchors and aliases expand to more than {MAX_VALUES} values; write the "
+                         "values out instead")
+    return value
+
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a flat YAML mapping. Raises ``FileNotFoundError`` / ``ValueError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"config {path} is not valid YAML: {error}") from error
+    data = read_yaml(path.read_text(), f"config {path}") or {}
     if not isinstance(data, dict):
         raise ValueError(f"config {path} must be a mapping of option: value, got {type(data).__name__}")
     return data
@@ -53,7 +90,9 @@ def checked_value(action: argparse.Action, value: Any, where: str) -> Any:
         if convert is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"{where} must be a number, got {value!r}")
         if convert is None:
-            raise ValueError(f"{where} must be a string, got {value!r}")
+            hint = (" (YAML reads an unquoted no/yes/off/on as false/true: put the word in quotes)"
+                    if isinstance(value, bool) else "")
+            raise ValueError(f"{where} must be a string, got {value!r}{hint}")
     if convert is not None:
         try:
             value = convert(value)  # as argparse converts the flag's text

@@ -8,7 +8,6 @@ finished (and the unfinished) run folder beside it is byte for byte what it was;
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -21,20 +20,16 @@ import pytest
 
 from robusttrain.training import TrainOptions, train
 
+from .folders import folder_hash
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "recipes" / "train.py")]
 AUDIT = [sys.executable, "-m", "robusttrain.cli", "audit"]
+# YAML anchors nested nine deep: 10^9 values once expanded, a few hundred bytes on disk.
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefghi", "bcdefghij", strict=True))
 SMALL = ["--model", "test_resnet", "--image-size", "32", "--batch-size", "32", "--epochs", "2", "--no-progress",
          "--variant-pool-size", "64"]
-
-
-def folder_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def edited_copy(source: Path, target: Path, edit) -> Path:
@@ -76,6 +71,11 @@ def world(tiny_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "lr_word.yaml": "lr: fast\n",
         "generate_word.yaml": "generate: 'yes'\n",
         "a_file": "not a folder\n",
+        "precision_word.yaml": "mixed_precision: no\n",
+        "bomb_key.yaml": BOMB + "callbacks:\n  - {name: minority_resampling, key: *j}\n",
+        "bomb_maps.yaml": BOMB + "maps:\n  gradcam: {method: gradcam, method_options: *j}\n",
+        "huge_weights": "id,weight\n" + "".join(f"{i},1e308\n" for i in ids),
+        "tagged_suite.yaml": "version: 1\nmembers: !!python/object/apply:os.system [echo pwned]\n",
     }
     for name, text in files.items():
         (base / name).write_text(text)
@@ -89,8 +89,14 @@ def world(tiny_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "header_only": lambda rows: [],
         "duplicate_id": lambda rows: _set(rows, 3, img_id=rows[4]["img_id"]),
         "split_code": lambda rows: _set(rows, 5, split="7"),
+        "null_byte": lambda rows: _set(rows, 6, img_filename="00.cross/a\x00b.png"),
+        "no_test_rows": lambda rows: [r for r in rows if r["split"] != "2"],
     }
     paths = {name: edited_copy(tiny_benchmark, base / f"data_{name}", edit) for name, edit in data.items()}
+    truncated = paths["truncated_image"] = base / "data_truncated_image"
+    shutil.copytree(tiny_benchmark, truncated)
+    test_image = next(r["img_filename"] for r in csv.DictReader(open(truncated / "metadata.csv")) if r["split"] == "2")
+    (truncated / test_image).write_bytes((truncated / test_image).read_bytes()[:200])
     return {"base": base, "finished": finished, "unfinished": unfinished, "data": tiny_benchmark, **paths}
 
 
@@ -151,6 +157,23 @@ def _cases(w: dict[str, Path]) -> list[tuple[str, list[str], str]]:
          train_("--callbacks", "[{name: minority_resampling, attribute: 7}]", out=str(base / "attribute_run")),
          "attribute=7"),
         ("missing in9 folder", train_("--in9-dir", str(base / "no_in9")), "--in9-dir"),
+        ("momentum out of range", train_("--momentum", "5"), "--momentum must be in [0, 1), got 5.0"),
+        ("unquoted yaml no", train_("-c", str(base / "precision_word.yaml")), "put the word in quotes"),
+        ("alias bomb as a callback key", train_("-c", str(base / "bomb_key.yaml")), "expand to more than 100000"),
+        ("alias bomb in map options", train_("-c", str(base / "bomb_maps.yaml")), "expand to more than 100000"),
+        ("cache capacity negative", train_("--maps", "{gradcam: {method: gradcam, cache_capacity: -5}}",
+                                           "--callbacks", "[{name: reweight, source: gradcam}]"),
+         "map source 'gradcam': cache_capacity must be a positive integer, got -5"),
+        ("a weights file of another network for the pretrained file",
+         train_("--pretrained-file", str(base / "a_file")), "could not load pretrained weights of test_resnet"),
+        ("checkpoint is a folder", train_("--checkpoint", str(base)), "is a folder: give a weights file"),
+        ("joint attention without a head", train_("--callbacks", "[{name: joint_attention}]",
+                                                  out=str(base / "head_run")), "model has no attention head"),
+        ("truncated test image", bad_data("truncated_image"), "test split: cannot decode image"),
+        ("null byte in a path", bad_data("null_byte"), "row 8 img_filename: the file name holds a null byte"),
+        ("split without rows", bad_data("no_test_rows"), "has no rows of the test split"),
+        ("audit of a run folder with --arch", [*AUDIT, "--data", data, "--model", finished, "--arch", "resnet34",
+                                               "--output", new], "--arch resnet34 applies to a weights file"),
         ("missing initial checkpoint", train_("--checkpoint", str(base / "nope.pt")), "nope.pt"),
         ("resume from a non-checkpoint", train_("--resume", str(base)), "is not a checkpoint folder"),
         ("finished run, no overwrite", train_(out=finished), "holds a finished run"),
@@ -165,6 +188,18 @@ def _cases(w: dict[str, Path]) -> list[tuple[str, list[str], str]]:
         ("audit header only", [*AUDIT, "--data", str(w["header_only"]), "--output", new], "no rows"),
         ("audit escaping path", [*AUDIT, "--data", str(w["escape"]), "--output", new], "leads outside"),
         ("audit unknown split", [*AUDIT, "--data", data, "--split", "dev", "--output", new], "unknown split"),
+        ("peers with a missing base", [sys.executable, str(ROOT / "recipes" / "peers.py"), "--base",
+                                       str(base / "nosuch.yaml"), "--output-dir", new], "config file not found"),
+        ("feature masks with a missing config", [sys.executable, str(ROOT / "recipes" / "feature_masks.py"), "-c",
+                                                 str(base / "nosuch.yaml"), "--output-dir", new],
+         "config file not found"),
+        ("suite file with a python tag", [sys.executable, str(ROOT / "research" / "suite.py"), "--suite",
+                                           str(base / "tagged_suite.yaml"), "--output-dir", new],
+         "tagged_suite.yaml is not valid YAML"),
+        ("a benchmark of another config in --data-dir", train_("--generate", "--benchmark-correlation", "0.5"),
+         "holds a benchmark made with another config: render into another folder"),
+        ("feature masks with a bad config", [sys.executable, str(ROOT / "recipes" / "feature_masks.py"), "-c",
+                                             str(base / "not_yaml.yaml"), "--output-dir", new], "is not valid YAML"),
     ]
 
 
@@ -191,7 +226,8 @@ def test_every_bad_invocation_is_one_line_exit_2_and_changes_nothing(world: dict
             problems.append(f"{name}: exit {done.returncode}, stderr {done.stderr.strip()[-600:]!r}")
     assert not problems, "\n".join(problems)
     assert [folder_hash(folder) for folder in guarded] == before
-    assert not (world["base"] / "never_written").exists()
+    for refused in ("never_written", "attribute_run", "head_run"):  # checked before anything is written
+        assert not (world["base"] / refused).exists(), refused
 
 
 def test_an_input_error_shows_its_traceback_with_robusttrain_debug(world: dict[str, Path]) -> None:

@@ -3,11 +3,10 @@ steps (a smoke run; the suite itself is a benchmark, never part of `make test`).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
-
-import importlib.util
 
 from robusttrain.data.benchmark import BenchmarkConfig, SuiteMember, load_suite, load_suites
 

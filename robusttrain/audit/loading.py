@@ -121,6 +121,9 @@ def load_audit_model(spec: str, num_classes: int, arch: str | None = None) -> nn
         if not weights.is_file():
             raise FileNotFoundError(f"{path} is not a finished training run folder (no model.pt)")
         config = ModelConfig.load(path)
+        if arch is not None and arch != config.name:
+            raise ValueError(f"--arch {arch} applies to a weights file: {path} is a run folder, whose model.json "
+                             f"says the network is {config.name} (leave --arch out)")
         if config.num_classes != num_classes:
             raise ValueError(f"the model in {path} has {config.num_classes} classes but the data has {num_classes}: "
                              "audit it on data with the classes it was trained on")

@@ -75,6 +75,12 @@ class BackgroundRandomizationCallback(MapConsumer):
         generator = self.generator(state, salt=1)
         return torch.rand(size, generator=generator) < self.p, generator
 
+    def check(self, state: TrainState, batch: Batch) -> None:
+        if self.source == TRUE_MASKS and batch.masks is None:
+            raise ValueError("source 'masks' needs batches with masks (the dataset has none)")
+        if self.donors == "other_label":
+            check_class_labels(batch.targets, "donors 'other_label'")
+
     def on_batch_start(self, state: TrainState, batch: Batch) -> Batch:
         if not self.started(state):
             return batch

@@ -77,6 +77,10 @@ class Callback:
         The loop asks :meth:`CallbackList.sampling_weights` at each epoch start and hands them to its sampler."""
         return None
 
+    def check(self, state: TrainState, batch: Batch) -> None:
+        """Raise ``ValueError`` when this data or model cannot serve the callback (called once, on a first batch,
+        before anything is written: a loop refuses at the start, not after it saved a run)."""
+
     def wants_data_pass(self, state: TrainState) -> bool:
         """Whether the callback would use one pass over the training data before the first step (see
         :meth:`CallbackList.observe_data`); a resumed run whose callback already has what it needs says no."""
@@ -167,6 +171,9 @@ class CallbackList(Callback):
 
     def setup(self, state: TrainState) -> None:
         self._each("setup", state)
+
+    def check(self, state: TrainState, batch: Batch) -> None:
+        self._each("check", state, batch)
 
     def wants_data_pass(self, state: TrainState) -> bool:
         return bool(self._wanting_data_pass(state))

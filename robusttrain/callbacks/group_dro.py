@@ -40,6 +40,10 @@ class GroupDROCallback(Callback):
         (GroupWeightedLoss,) = from_spuco("spuco.robust_train.group_dro", "GroupWeightedLoss")
         self.loss = GroupWeightedLoss(torch.nn.CrossEntropyLoss(reduction="none"), num_groups, float(step_size))
 
+    def check(self, state: TrainState, batch: Batch) -> None:
+        if batch.groups is None:
+            raise ValueError("group_dro needs group labels: the dataset must give each sample a 'group'")
+
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if batch.groups is None:
             raise ValueError("group_dro needs group labels: the dataset must give each sample a 'group'")

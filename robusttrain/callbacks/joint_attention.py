@@ -106,6 +106,11 @@ class JointAttentionCallback(Callback):
         self.background_area, self.replacement, self.match = background_area, replacement, match
         self.blend, self.temperature, self.start = blend, temperature, StartPoint(start, start_step)
 
+    def check(self, state: TrainState, batch: Batch) -> None:
+        if state.model is None:
+            raise ValueError("joint_attention needs state.model (the model being trained)")
+        find_attention_head(state.model)  # names how to add one
+
     def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if state.model is None:
             raise ValueError("joint_attention needs state.model (the model being trained)")

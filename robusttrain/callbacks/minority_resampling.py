@@ -117,6 +117,10 @@ class MinorityResamplingCallback(Callback):
     def fitted(self) -> bool:
         return bool(self.summary)
 
+    def check(self, state: TrainState, batch: Batch) -> None:
+        self.sample_ids(batch)
+        self.labels_of(batch.targets)
+
     def wants_data_pass(self, state: TrainState) -> bool:
         return not self.fitted and not self.views
 

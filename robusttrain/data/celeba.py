@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
-from .io import confined
+from .io import confined, split_code
 from .transforms import PairTransform
 
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_FOLDER = "img_align_celeba"
@@ -51,9 +50,7 @@ class CelebADataset(MaskedImageDataset):
         transform: PairTransform | None = None,
     ) -> None:
         root = Path(root)
-        split_code = SPLIT_CODES.get(split, split) if isinstance(split, str) else split
-        if split_code not in SPLIT_CODES.values():
-            raise ValueError(f"unknown split {split!r}; choose from {list(SPLIT_CODES)} or codes 0, 1, 2")
+        wanted = split_code(split)
         names, values = read_attribute_file(root / ATTRIBUTE_FILE)
         partition = read_partition_file(root / PARTITION_FILE)
         if not (root / IMAGE_FOLDER).is_dir():
@@ -71,7 +68,7 @@ class CelebADataset(MaskedImageDataset):
         column = {name: i for i, name in enumerate(names)}
         records = []
         for sample_id, (filename, row) in enumerate(values.items()):
-            if partition[filename] != split_code:
+            if partition[filename] != wanted:
                 continue
             label, place = row[column[target]], row[column[spurious]]
             image = confined(root / IMAGE_FOLDER, filename, f"{ATTRIBUTE_FILE} image")

@@ -83,4 +83,6 @@ class ImageFolderDataset(MaskedImageDataset):
         masks = Path(masks_root) if masks_root is not None else None
         records = class_folder_records(
             root, classes, lambda path, _: find_mask(masks, path.relative_to(root)) if masks is not None else None)
+        if not records:
+            raise ValueError(f"{root} holds no images (class folders of .png / .jpg files)")
         super().__init__(records, classes, len(classes), transform, group_names=classes)

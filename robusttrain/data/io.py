@@ -38,6 +38,26 @@ def read_image(path: str | Path) -> np.ndarray:
         raise CorruptFileError(f"cannot decode image {path}: {error}") from error
 
 
+def check_image(path: str | Path) -> None:
+    """Whether an image file is whole, without decoding it (PIL's ``verify``: headers and chunk checksums), so a
+    run can refuse a truncated file before it trains rather than after.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CorruptFileError: the file is not a whole image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if path.suffix == ".npy":
+        return
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise CorruptFileError(f"cannot decode image {path}: {error}") from error
+
+
 def read_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a foreground mask to float32 ``(H, W)`` in [0, 1] (255 or 1 = foreground).
 
@@ -97,9 +117,26 @@ def confined(root: Path, relative: str | Path, where: str) -> Path:
     """
     if not str(relative).strip():
         raise UnsafePathError(f"{where}: empty file name")
+    if "\x00" in str(relative):
+        raise UnsafePathError(f"{where}: the file name holds a null byte, refused")
     if Path(relative).is_absolute():
         raise UnsafePathError(f"{where}: absolute path {str(relative)!r} refused; paths must be relative to {root}")
     path = root / relative
     if not path.resolve().is_relative_to(root.resolve()):
         raise UnsafePathError(f"{where}: {str(relative)!r} leads outside the dataset root {root}, refused")
     return path
+
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+def split_code(split: str | int) -> int:
+    """The code of a split given by name (``train``, ``val``, ``test``) or by code (0, 1, 2, also as text).
+
+    Raises:
+        ValueError: anything else, naming the choices.
+    """
+    code = SPLIT_CODES.get(split, int(split) if isinstance(split, str) and split.isdigit() else split)
+    if isinstance(code, bool) or code not in SPLIT_CODES.values():
+        raise ValueError(f"unknown split {split!r}; choose from {list(SPLIT_CODES)} or codes 0, 1, 2")
+    return code

@@ -59,6 +59,8 @@ class AdaptiveEpochSampler(EpochShuffleSampler):
                 raise ValueError(f"weights must be ({self.num_samples},), got {tuple(weights.shape)}")
             if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
                 raise ValueError("weights must be finite and non-negative with a positive sum")
+            if not torch.isfinite(weights.sum()):  # huge weights: their sum overflows, the draws would collapse
+                weights = weights / weights.max()
         self.weights = weights
 
     def __iter__(self) -> Iterator[int]:

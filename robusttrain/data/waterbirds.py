@@ -10,10 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .base import MaskedImageDataset, Record
-from .io import confined
+from .io import SPLIT_CODES, confined, split_code
 from .transforms import PairTransform
 
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 REQUIRED_COLUMNS = ("img_id", "img_filename", "y", "split", "place")
 
 
@@ -51,9 +50,7 @@ class WaterbirdsDataset(MaskedImageDataset):
         metadata = root / "metadata.csv"
         if not metadata.is_file():
             raise FileNotFoundError(f"no metadata.csv in {root}: not a Waterbirds-layout dataset")
-        split_code = SPLIT_CODES.get(split, split) if isinstance(split, str) else split
-        if split_code not in SPLIT_CODES.values():
-            raise ValueError(f"unknown split {split!r}; choose from {list(SPLIT_CODES)} or codes 0, 1, 2")
+        wanted = split_code(split)
         with open(metadata, newline="") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
@@ -71,7 +68,7 @@ class WaterbirdsDataset(MaskedImageDataset):
         values = [_binary_values(metadata, rows, name) for name in attributes]
         records = []
         for row, (img_id, filename, y, row_split, place, mask_name) in enumerate(parsed):
-            if row_split != split_code:
+            if row_split != wanted:
                 continue
             where = f"{metadata} row {row + 2}"
             mask = None
@@ -82,6 +79,8 @@ class WaterbirdsDataset(MaskedImageDataset):
             record_attributes = tuple(column[row] for column in values) if attributes else None
             image = confined(root, filename, f"{where} img_filename")
             records.append(Record(image, y, y * num_places + place, img_id, mask, record_attributes))
+        if not records:
+            raise ValueError(f"{metadata} has no rows of the {split} split (split code {wanted})")
         class_names, place_names = _names(root, num_classes, num_places)
         group_names = [f"{c}/{p}" for c in class_names for p in place_names]
         super().__init__(records, class_names, num_classes * num_places, transform, group_names, attributes)

@@ -96,6 +96,9 @@ class MapSource:
         if not isinstance(serve_cached, bool):
             raise ValueError(f"{where}: serve_cached must be true or false, got {serve_cached!r}")
         self.every, self.fraction, self.seed, self.serve_cached = every, fraction, seed, serve_cached
+        for option, value in (("cache_resolution", cache_resolution), ("cache_capacity", cache_capacity)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{where}: {option} must be a positive integer, got {value!r}")
         self.cache = MapCache(cache_resolution, cache_capacity, cache_dir)
         self.method: MapMethod | None = None
         self._model: nn.Module | None = None

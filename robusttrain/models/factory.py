@@ -204,6 +204,8 @@ def load_weights(model: ImageModel | JointAttentionModel, checkpoint: str | Path
     A :class:`JointAttentionModel` takes a checkpoint of itself, or of a plain model (its head stays as built).
     """
     path = Path(checkpoint)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder: give a weights file (a run folder's model.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":

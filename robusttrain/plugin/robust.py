@@ -8,6 +8,7 @@ same object through its loop methods (``begin``, ``start_epoch``, ``batch_start`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -175,9 +176,18 @@ class Robust:
             return
         rank, world = self.process()
         self.state.is_main_process, self.state.world_size = rank == 0, world
+        batches = iter(data_pass or ())
+        first = next(batches, None)
+        if first is not None:
+            self.check(*first)  # refused before any pass or step when the data or model cannot serve a callback
         self.callbacks.setup(self.state)
-        self.callbacks.observe_data(self.state, (self.read(raw, ids) for raw, ids in data_pass or ()))
+        rest = itertools.chain([first] if first is not None else [], batches)
+        self.callbacks.observe_data(self.state, (self.read(raw, ids) for raw, ids in rest))
         self.begun = True
+
+    def check(self, raw: Any, ids: torch.Tensor) -> None:
+        """The callbacks' check of a first batch (``ValueError`` when this data or model cannot serve them)."""
+        self.callbacks.check(self.state, self.read(raw, ids))
 
     def start_epoch(self, epoch: int, base_weights: torch.Tensor | None = None) -> None:
         """The callbacks' epoch start and this epoch's draw weights (``base_weights``, e.g. a weights file, times

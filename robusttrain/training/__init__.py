@@ -6,7 +6,7 @@ from .cli import main
 from .data import build_datasets
 from .evaluation import evaluate_run
 from .loop import model_config, train
-from .options import OptionError, TrainOptions, build_parser
+from .options import OneLineParser, OptionError, TrainOptions, build_parser
 
-__all__ = ["CheckpointError", "OptionError", "TrainOptions", "build_datasets", "build_parser", "evaluate_run", "main",
-           "model_config", "train"]
+__all__ = ["CheckpointError", "OneLineParser", "OptionError", "TrainOptions", "build_datasets", "build_parser",
+           "evaluate_run", "main", "model_config", "train"]

@@ -12,22 +12,33 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# Errors that describe the user's input; anything else is a bug and keeps its traceback.
-INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-                PermissionError)
+from .checkpoints import Interrupted
+
+# Errors that describe the user's input or the machine (a file, a full disk, a read-only folder); anything else is
+# a bug and keeps its traceback.
+INPUT_ERRORS = (ValueError, OSError)
 
 
 def refusing(prog: str, action: Callable[[], Any]) -> int:
-    """Run ``action``; an input error becomes one line on stderr and exit code 2."""
+    """Run ``action`` and return its exit code (0 unless it returns one); an input error becomes one line on stderr
+    and exit code 2, Ctrl-C one line and 130. Scripts of ``recipes/`` wrap their ``main`` with it too."""
     try:
-        action()
+        code = action()
     except INPUT_ERRORS as error:
         if os.environ.get("ROBUSTTRAIN_DEBUG"):
             raise
-        message = " ".join(str(error).split()) or type(error).__name__
+        message = " ".join(str(error.strerror if isinstance(error, OSError) and error.filename is None
+                                   and error.strerror else error).split()) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt as stop:
+        if os.environ.get("ROBUSTTRAIN_DEBUG"):
+            raise
+        said = "; ".join(part for part in (stop.where, stop.continue_with) if part) if isinstance(stop, Interrupted) \
+            else ""
+        print(f"{prog}: interrupted{' ' + said if said else ''}", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "robusttrain train") -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from ..data import (
     BenchmarkConfig,
+    CorruptFileError,
     ImageFolderDataset,
     MaskedImageDataset,
     WaterbirdsDataset,
@@ -17,6 +19,7 @@ from ..data import (
     generate_benchmark,
     read_sample_weights,
 )
+from ..data.io import check_image
 from .options import OptionError, TrainOptions
 
 
@@ -76,3 +79,38 @@ def file_weights(options: TrainOptions, train_set: MaskedImageDataset) -> torch.
         return read_sample_weights(options.sample_weights, [r.sample_id for r in train_set.records])
     except (FileNotFoundError, ValueError) as error:
         raise OptionError(f"--sample-weights: {error}") from None
+
+
+def data_fingerprint(datasets: dict[str, MaskedImageDataset]) -> dict[str, str]:
+    """Per split, a SHA-256 of what the run reads: each sample's image and mask path, file size, label and group.
+    A resume compares it with the run's: a changed label, image list or image file is another run's data."""
+    prints = {}
+    for split in ("train", "val", "test"):
+        if split not in datasets:
+            continue
+        digest = hashlib.sha256()
+        for record in datasets[split].records:
+            sizes = [path.stat().st_size if path.is_file() else -1 for path in (record.image, record.mask) if path]
+            digest.update(f"{record.image}|{record.mask}|{sizes}|{record.target}|{record.group}|"
+                          f"{record.attributes}\n".encode())
+        prints[split] = digest.hexdigest()
+    return prints
+
+
+def check_files(datasets: dict[str, MaskedImageDataset]) -> None:
+    """Every image and mask of every split is a whole file (checked, not decoded), before anything is written.
+
+    Raises:
+        FileNotFoundError, CorruptFileError: naming the split and the file.
+    """
+    seen: set[Path] = set()
+    for split, dataset in datasets.items():
+        for record in dataset.records:
+            for path in (record.image, record.mask):
+                if path is None or path in seen:
+                    continue
+                seen.add(path)
+                try:
+                    check_image(path)
+                except (FileNotFoundError, CorruptFileError) as error:
+                    raise type(error)(f"{split} split: {error}") from None

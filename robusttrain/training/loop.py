@@ -26,8 +26,17 @@ from ..data import MaskedImageDataset
 from ..eval import evaluate_groups
 from ..models import ModelConfig
 from ..plugin import IndexedDataset, Robust, WithIds
-from .checkpoints import checkpoint_folders, choose_checkpoint, load_checkpoint, read_progress, save_checkpoint
-from .data import build_datasets, file_weights, generate
+from .checkpoints import (
+    Interrupted,
+    checkpoint_folders,
+    choose_checkpoint,
+    load_checkpoint,
+    newest_progress,
+    read_progress,
+    save_checkpoint,
+    writing,
+)
+from .data import build_datasets, check_files, data_fingerprint, file_weights, generate
 from .evaluation import evaluate_run
 from .options import OptionError, TrainOptions
 from .run_folder import (
@@ -59,6 +68,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
     """
     output_dir = Path(options.output_dir)
     finished = output_dir / METRICS_FILE
+    check_output_dir(output_dir)  # first: it names a run an interrupted --overwrite left aside
     if finished.is_file() and options.resume and not extends(output_dir, options):
         metrics = json.loads(finished.read_text())
         print(f"{output_dir} already finished ({describe(metrics)}); nothing to resume, nothing changed")
@@ -69,7 +79,6 @@ def train(options: TrainOptions) -> dict[str, Any]:
     if checkpoint_folders(output_dir) and not options.resume and not options.overwrite:
         raise OptionError(f"{output_dir} holds an unfinished run (checkpoints/); pass --resume auto to continue it, "
                           "--overwrite to start over, or another --output-dir")
-    check_output_dir(output_dir)
     accelerator = Accelerator(cpu=options.cpu, mixed_precision=options.mixed_precision)
     set_seed(options.seed)
     if options.generate:
@@ -77,6 +86,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
             generate(options)
         accelerator.wait_for_everyone()
     datasets = build_datasets(options)
+    check_files(datasets)
+    fingerprint = data_fingerprint(datasets)
     train_set = datasets["train"]
     config = model_config(options, train_set.num_classes)
     model = config.build(checkpoint=options.checkpoint, pretrained=options.pretrained,
@@ -104,6 +115,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
     state = robust.state
     state.optimizer, state.output_dir, state.accelerator = optimizer, str(output_dir), accelerator
     state.is_main_process, state.world_size = accelerator.is_main_process, accelerator.num_processes
+    robust.check(*next(iter(DataLoader(IndexedDataset(datasets["train_eval"]), batch_size=options.eval_batch_size,
+                                       generator=torch.Generator(), collate_fn=WithIds()))))
 
     progress: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": []}
     checkpoint, notes = choose_checkpoint(output_dir, options.resume) if options.resume else (None, [])
@@ -111,9 +124,11 @@ def train(options: TrainOptions) -> dict[str, Any]:
         stop_moved = check_same_run(checkpoint.parents[1], options)
         for note in notes:
             accelerator.print(note)
+        check_same_data(checkpoint, read_progress(checkpoint), fingerprint)
         progress = load_checkpoint(accelerator, checkpoint, model, robust.callbacks)
         progress.setdefault("resumes", []).append({"from_step": progress["global_step"], **stop_moved})
         accelerator.print(f"resumed from {checkpoint} (epoch {progress['epoch']}, step {progress['global_step']})")
+    progress["data"] = fingerprint
     max_steps = options.max_steps or options.epochs * steps_per_epoch
     if progress.setdefault("steps_per_epoch", steps_per_epoch) != steps_per_epoch:
         raise OptionError(f"cannot resume {output_dir} with {steps_per_epoch} steps per epoch: the run was started "
@@ -127,7 +142,11 @@ def train(options: TrainOptions) -> dict[str, Any]:
                 write_config(output_dir, options)
                 config.save(output_dir)
         parts = _Run(accelerator, model, optimizer, train_loader, scheduler, base_weights, robust, datasets)
-        metrics = _fit(options, parts, progress, max_steps)
+        try:
+            metrics = _fit(options, parts, progress, max_steps)
+        except KeyboardInterrupt:
+            raise Interrupted(f"at step {progress['global_step']}", "continue with --resume auto (from the "
+                              "newest checkpoint)") from None
     return metrics
 
 
@@ -145,13 +164,27 @@ class _Run:
     datasets: dict[str, MaskedImageDataset]
 
 
+def check_same_data(checkpoint: Path, saved: dict[str, Any], fingerprint: dict[str, str]) -> None:
+    """Refuse a resume whose data is not the data the run started on (labels, image list or files changed).
+
+    Raises:
+        OptionError: naming the splits that changed.
+    """
+    before = saved.get("data")
+    if before is None:  # a checkpoint written before data fingerprints existed
+        return
+    changed = [split for split in sorted(set(before) | set(fingerprint)) if before.get(split) != fingerprint.get(split)]
+    if changed:
+        raise OptionError(f"cannot resume {checkpoint.parents[1]}: a resume is the same run, and the data changed "
+                          f"since it started ({', '.join(changed)} split: labels, image list or image files differ)")
+
+
 def extends(output_dir: Path, options: TrainOptions) -> bool:
-    """Whether a finished run's newest checkpoint stops short of where ``options`` would stop (a larger
+    """Whether a finished run's newest readable checkpoint stops short of where ``options`` would stop (a larger
     ``--max-steps`` continues a run that an earlier ``--max-steps`` ended)."""
-    folders = checkpoint_folders(output_dir)
-    if not folders:
+    progress = newest_progress(output_dir)
+    if progress is None:
         return False
-    progress = read_progress(folders[-1])
     steps_per_epoch = progress.get("steps_per_epoch", 0)
     end = options.max_steps or options.epochs * steps_per_epoch
     return progress["global_step"] < end and progress["epoch"] < options.epochs
@@ -249,8 +282,11 @@ def _fit(options: TrainOptions, run: _Run, progress: dict[str, Any], max_steps: 
                    model=options.model, num_processes=accelerator.num_processes, resumes=progress.get("resumes", []),
                    decisions=robust.decisions())
     if accelerator.is_main_process:
-        torch.save(accelerator.unwrap_model(model).state_dict(), output_dir / "model.pt")
-        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))  # last: its presence = finished
+        intact = "the newest checkpoint is intact: free space and continue with --resume auto"
+        with writing(output_dir / "model.pt", intact):
+            torch.save(accelerator.unwrap_model(model).state_dict(), output_dir / "model.pt")
+        with writing(output_dir / METRICS_FILE, intact):
+            (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))  # last: its presence = finished
     accelerator.wait_for_everyone()
     return metrics
 

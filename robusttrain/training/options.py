@@ -15,9 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-import yaml
-
-from ..config import parse_with_config
+from ..config import parse_with_config, read_yaml
 
 
 class OptionError(ValueError):
@@ -43,10 +41,9 @@ def parse_maps(text: str | dict) -> dict[str, Any]:
 
 def _yaml_value(text: str, flag: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise argparse.ArgumentTypeError(f"{flag} is not valid YAML ({first})") from None
+        return read_yaml(text, flag)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _option(default: Any, help: str, group: str, *, type: Callable[[str], Any] | None = None,
@@ -136,6 +133,8 @@ class TrainOptions:
             _check(spec, getattr(self, spec.name))
         if not self.lr > 0:
             raise OptionError(f"--lr must be a positive number, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise OptionError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.benchmark_fraction <= 1:
             raise OptionError(f"--benchmark-fraction must be in (0, 1], got {self.benchmark_fraction}")
         if not 0 <= self.benchmark_correlation <= 1:

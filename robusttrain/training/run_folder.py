@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..config import read_yaml
 from .options import OptionError, TrainOptions, flag
 
 CONFIG_FILE = "config.yaml"
@@ -45,6 +46,15 @@ def check_output_dir(output_dir: Path) -> None:
         raise OptionError(f"--output-dir {output_dir} lies under {existing}, which is a file")
     if not os.access(existing, os.W_OK | os.X_OK) or _is_pseudo_filesystem(existing):
         raise OptionError(f"--output-dir {output_dir}: cannot write in {existing}")
+    aside = set_aside(output_dir)
+    if aside.exists():
+        raise OptionError(f"{aside} holds the run that an interrupted --overwrite of {output_dir} was replacing: "
+                          f"move its files back into {output_dir} to keep that run, or delete {aside}")
+
+
+def set_aside(output_dir: Path) -> Path:
+    """Where ``--overwrite`` keeps the earlier run while the new one trains: ``.<name>.replaced`` beside it."""
+    return output_dir.with_name(f".{output_dir.name}.replaced")
 
 
 def _is_pseudo_filesystem(path: Path) -> bool:
@@ -75,8 +85,8 @@ def check_same_run(run_dir: Path, options: TrainOptions) -> dict[str, Any]:
     if not path.is_file():
         raise OptionError(f"cannot resume from {run_dir}: it has no {CONFIG_FILE}, so the run's options are unknown")
     try:
-        saved = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        saved = read_yaml(path.read_text(), str(path))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise OptionError(f"cannot resume from {run_dir}: {path} is unreadable ({error})") from None
     if not isinstance(saved, dict):
         raise OptionError(f"cannot resume from {run_dir}: {path} is not a mapping of options")
@@ -111,10 +121,8 @@ def replacing(output_dir: Path, enabled: bool) -> Iterator[None]:
     if not earlier:
         yield
         return
-    aside = output_dir.with_name(f".{output_dir.name}.replaced")
-    if aside.exists():
-        shutil.rmtree(aside)
-    aside.mkdir()
+    aside = set_aside(output_dir)
+    aside.mkdir()  # check_output_dir refused an aside folder left by an interrupted replacement
     for path in earlier:
         path.rename(aside / path.name)
     try:

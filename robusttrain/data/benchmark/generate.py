@@ -233,7 +233,8 @@ def generate_benchmark(
         if config_found.get("format_version", 1) == 1 and config_found == {**config_wanted, "format_version": 1}:
             _add_attribute_columns(root, config, found)
             return root
-        raise FileExistsError(f"{root} holds a benchmark made with another config; pass overwrite=True to replace it")
+        raise FileExistsError(f"{root} holds a benchmark made with another config: render into another folder, or "
+                              "delete this one first")
     if root.exists() and any(root.iterdir()) and not manifest.exists() and not overwrite:
         raise FileExistsError(f"{root} is not empty and holds no benchmark.json; refusing to write into it")
 

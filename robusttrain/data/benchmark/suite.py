@@ -8,8 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ...config import read_yaml
 from .generate import BenchmarkConfig
 
 ROLES = ("development", "reserved")
@@ -48,7 +47,7 @@ def load_suite(path: str | Path) -> list[SuiteMember]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"suite file not found: {path}")
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path.read_text(), f"suite file {path}") or {}
     members = document.get("members")
     if not isinstance(members, dict) or not members:
         raise ValueError(f"{path}: 'members' must map member names to {{role, config}}")
