@@ -172,3 +172,21 @@ def test_dict_batches_with_their_own_keys_and_a_resume_without_a_second_pass(
     assert "minority_resampling:" not in capsys.readouterr().out  # restored: no second pass
     assert resumed.state.epoch == 1 and resumed.sampler.epoch == 1
     assert resumed.callbacks.callbacks[0].summary == first.callbacks.callbacks[0].summary
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_draws_and_ids(image_tree: Path) -> None:
+    """Sample ids travel with each batch from worker processes; the draws do not depend on the workers."""
+    drawn = []
+    for workers in (0, 2):
+        robust = Robust([])
+        model = create_model("test_resnet", num_classes=2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        loader = DataLoader(_folder(image_tree), batch_size=64, shuffle=True, num_workers=workers)
+        loader = robust.prepare(model, optimizer, loader)[2]
+        ids = []
+        for images, labels in loader:
+            ids += robust.current.indices.tolist()
+            assert torch.equal(labels, torch.tensor([loader.dataset.targets[i] for i in robust.current.indices]))
+        drawn.append(ids)
+    assert drawn[0] == drawn[1] and sorted(drawn[0]) == list(range(len(drawn[0])))  # a shuffle: each sample once
