@@ -4,6 +4,7 @@ steps (a smoke run; the suite itself is a benchmark, never part of `make test`).
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,13 @@ def test_several_suites_run_as_one_and_a_member_they_share_must_agree(tmp_path: 
                      "    config: {num_classes: 2, correlation: 0.9, seed: 1}\n")
     with pytest.raises(ValueError, match="dev_cross_ring.*differs between the suite files"):
         load_suites([SUITES / "suite_v7.yaml", clash])
+
+
+def test_dfr_rows_take_the_time_of_the_erm_run_they_refit(tmp_path: Path) -> None:
+    for row, metrics in (("erm", {"train_cpu_seconds": 100.0, "train_seconds": 60.0}),
+                         ("dfr", {"erm_run": "elsewhere", "fit_seconds": 5.0})):
+        (tmp_path / row / "seed_0").mkdir(parents=True)
+        (tmp_path / row / "seed_0" / "metrics.json").write_text(json.dumps(metrics))
+    recipe = _recipe()
+    assert recipe.row_seconds(tmp_path, "erm", 0) == 100.0
+    assert recipe.row_seconds(tmp_path, "dfr", 0) == 105.0
