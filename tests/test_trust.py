@@ -156,7 +156,10 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_the_run_resumes(runs: dict[str,
     out = runs["base"] / "interrupted"
     command = [*TRAIN, "--data-dir", str(runs["data"]), "--output-dir", str(out), *SMALL, "--epochs", "40",
                "--checkpoint-every", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C reaches the run as it does in a terminal, even where the tests run as a background job (whose children
+    # inherit an ignored SIGINT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not list((out / "checkpoints").glob("step_*/progress.json")) and time.time() < deadline:
         time.sleep(0.5)
