@@ -185,7 +185,7 @@ def test_worker_processes_give_the_same_draws_and_ids(image_tree: Path) -> None:
         loader = DataLoader(_folder(image_tree), batch_size=64, shuffle=True, num_workers=workers)
         loader = robust.prepare(model, optimizer, loader)[2]
         ids = []
-        for images, labels in loader:
+        for _images, labels in loader:
             ids += robust.current.indices.tolist()
             assert torch.equal(labels, torch.tensor([loader.dataset.targets[i] for i in robust.current.indices]))
         drawn.append(ids)
