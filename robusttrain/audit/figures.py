@@ -1,5 +1,6 @@
 """Pictures of what the dataset audit found, as HTML fragments with inlined thumbnails: backgrounds per cluster
-and label, and the samples the out-of-fold estimate finds most misleading (with the model's heat maps)."""
+and label, where the estimate's net finds the shortcut, and the samples the out-of-fold estimate finds most
+misleading (with the model's heat maps)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..maps import create_map_method
+from ..estimate import thumbnails
+from ..estimate.network import as_input
+from ..maps import Occlusion, create_map_method
 from .report import overlay, png_uri
 
 THUMBNAILS_PER_CELL = 3
 TOP_CONFLICTING = 8
+SHORTCUT_EXAMPLES = 4  # typical and flagged samples mapped per label
+FAINT = 0.05  # a largest fall in probability under this: no single region decides
 
 
 def _images(dataset: Any, ids: Sequence[int]) -> dict[int, torch.Tensor]:
@@ -30,11 +36,12 @@ def _images(dataset: Any, ids: Sequence[int]) -> dict[int, torch.Tensor]:
     return found
 
 
-def _thumbnail(image: torch.Tensor, caption: str, heat: torch.Tensor | None = None) -> str:
+def _thumbnail(image: torch.Tensor, caption: str, heat: torch.Tensor | None = None, size: str = "thumb") -> str:
+    """An inlined image (``size``: the CSS class, ``thumb`` 64 px or ``large`` 128 px) with a caption."""
     array = image.permute(1, 2, 0).cpu().numpy()
     if heat is not None:
         array = overlay(array, heat.cpu().numpy())
-    return (f"<figure class='thumb'><img alt='{html.escape(caption)}' src='{png_uri(array)}'>"
+    return (f"<figure class='{size}'><img alt='{html.escape(caption)}' src='{png_uri(array)}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -95,4 +102,48 @@ def conflicting_lists(dataset: Any, rows: Sequence[dict[str, Any]], class_names:
         tiles = "".join(_thumbnail(images[r["id"]], f"#{r['id']} p(label) {r['estimate_p_label']:.2f}", heat)
                         for r, heat in zip(flagged, heats, strict=True))
         parts.append(f"<h4>{html.escape(name)} ({len(flagged)} shown)</h4><div class='grid'>{tiles or 'none'}</div>")
+    return "".join(parts)
+
+
+def shortcut_maps(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequence[str], net: nn.Module,
+                  side: int, per_label: int = SHORTCUT_EXAMPLES) -> str:
+    """Where the shortcut is: occlusion maps of the estimate's ``net`` (reading thumbnails of ``side`` px) for
+    each label's most typical samples (highest out-of-fold probability of their label; mapped for that label)
+    and its flagged ones (mapped for the label the out-of-fold net gave them). Where filling a patch moves the
+    answer (a mark, a context object) the map shows that fall; where none does (a colour, a texture, a scene)
+    it shows what each patch alone keeps."""
+    fill = Occlusion(net, mode="fill", scale="probability")
+    keep = Occlusion(net, mode="keep", scale="probability")
+    parts = ["<h3>Where the shortcut is: what the estimate's net reads</h3><p>Maps of the small net the estimate "
+             "trains, for the label named under each image. Where filling a patch with the image's mean colour "
+             "lowers the net's probability of that label by at least "
+             f"{FAINT:g}, the map shows that fall (a mark or a context object shows as a hot spot; the caption "
+             "gives the largest fall). Where no patch does, the evidence is spread over the image (a colour, a "
+             "texture, a scene): the map then shows the probability each patch keeps when it alone is left and "
+             "the rest is filled (the caption gives its mean).</p>"]
+    for label, name in enumerate(class_names):
+        own = [r for r in rows if r["label"] == label]
+        typical = sorted((r for r in own if not r["bias_conflicting"]), key=lambda r: -r["estimate_p_label"])
+        flagged = sorted((r for r in own if r["bias_conflicting"]), key=lambda r: r["estimate_p_label"])
+        for title, chosen, explained in (("typical", typical[:per_label], "label"),
+                                         ("flagged", flagged[:per_label], "estimate_prediction")):
+            images = _images(dataset, [r["id"] for r in chosen])
+            chosen = [r for r in chosen if r["id"] in images]
+            if not chosen:
+                continue
+            batch = torch.stack([images[r["id"]] for r in chosen])
+            small = as_input(thumbnails(batch, side)).contiguous()
+            targets = torch.tensor([r[explained] for r in chosen])
+            falls, kept = fill(small, targets), keep(small, targets)
+            tiles = []
+            for i, (row, target) in enumerate(zip(chosen, targets.tolist(), strict=True)):
+                peak = float(falls[i].max())
+                if peak >= FAINT:
+                    heat, caption = falls[i] / peak, f"a patch filled: -{peak:.2f}"
+                else:
+                    heat, caption = kept[i], f"spread: a patch alone keeps {float(kept[i].mean()):.2f}"
+                heat = F.interpolate(heat[None], size=batch.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+                tiles.append(_thumbnail(images[row["id"]], f"#{row['id']} {class_names[target]}, {caption}", heat,
+                                        size="large"))
+            parts.append(f"<h4>{html.escape(name)}, {title}</h4><div class='grid'>{''.join(tiles)}</div>")
     return "".join(parts)

@@ -174,7 +174,7 @@ def _dataset_part(dataset: dict[str, Any], class_names: Sequence[str], figures: 
                          f"it (precision {_cell(found['precision'])}), {found['found']} of its "
                          f"{found['true_minority']} "
                          f"samples were flagged (recall {_cell(found['recall'])}).</p>")
-    parts += [figures[key] for key in ("clusters", "conflicting") if key in figures]
+    parts += [figures[key] for key in ("clusters", "shortcut", "conflicting") if key in figures]
     parts.append("<p>Per-sample scores: <code>samples.csv</code>; suggested sampling weights (flagged and "
                  "unflagged samples of each label get equal mass): <code>weights.csv</code>, for "
                  "<code>recipes/train.py --sample-weights</code>.</p>")
@@ -203,7 +203,7 @@ def write_report(output: str | Path, info: dict[str, Any], class_names: Sequence
     """Write ``report.html``, ``report.json`` and (with a model audit) ``records.csv`` into ``output``.
 
     ``info`` holds the sections that exist: ``dataset_audit``, ``model_summary``, ``blur``, ``skipped``;
-    ``figures`` pre-rendered HTML of the dataset audit (``clusters``, ``conflicting``).
+    ``figures`` pre-rendered HTML of the dataset audit (``clusters``, ``shortcut``, ``conflicting``).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..estimate import BIAS_MARGIN
+from ..estimate import AUDIT, BIAS_MARGIN
 from .blur import blur_protocol
 from .dataset_audit import ShortcutPredictor, dataset_audit
-from .figures import cluster_grid, conflicting_lists
+from .figures import cluster_grid, conflicting_lists, shortcut_maps
 from .groups import (
     flag_recovery,
     label_place_table,
@@ -117,6 +117,7 @@ def _dataset_section(args: argparse.Namespace, dataset: Any, info: dict[str, Any
                    total=-(-len(dataset) // args.batch_size), disable=args.no_progress)
     audit = dataset_audit(batches, dataset.num_classes)
     rows = audit.pop("per_sample")
+    net = audit.pop("shortcut_net")
     places = places_by_id(dataset)
     if places is not None:
         labels = {r["id"]: r["label"] for r in rows}
@@ -136,6 +137,8 @@ def _dataset_section(args: argparse.Namespace, dataset: Any, info: dict[str, Any
     sections.samples = rows
     sections.figures["clusters"] = cluster_grid(dataset, rows, dataset.class_names, audit["cluster_table"],
                                                 highlight=audit["biased"])
+    if net is not None:
+        sections.figures["shortcut"] = shortcut_maps(dataset, rows, dataset.class_names, net, AUDIT.side)
     print(audit["verdict"])
     if audit["biased"] and "groups" in audit and not audit["groups"]["recovery"]["balanced"]:
         found = audit["groups"]["recovery"]

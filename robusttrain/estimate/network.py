@@ -165,12 +165,12 @@ def _train_all(folds: list[_Fold], device: torch.device) -> list[ShortcutNet]:
 
 
 def fit_shortcut_net(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
-                     device: torch.device | str = "cpu") -> ShortcutNet:
+                     device: torch.device | str = "cpu", width: int = WIDTH) -> ShortcutNet:
     """One :class:`ShortcutNet` trained briefly on all of ``images`` (uint8 thumbnails), in eval mode: what a
-    network learns first from this split, to apply to another split. The global RNG is untouched."""
+    network learns first from this split, to apply to another split or to map. The global RNG is untouched."""
     device = torch.device(device)
     with _seeded(seed, device) as generator:
-        return _train(_fold(images, labels, num_classes, generator, device), device)
+        return _train(_fold(images, labels, num_classes, generator, device, width), device)
 
 
 def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,

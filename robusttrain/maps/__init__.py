@@ -13,6 +13,7 @@ from .degradation import ControlledDegradation
 from .gradcam import GradCAM
 from .hooks import ActivationCapture, resolve_layers
 from .licnn import LICNN, lateral_inhibition
+from .occlusion import Occlusion
 from .pool_attention import PoolAttention
 from .provider import TRUE_MASKS, MapProvider, build_sources
 from .registry import MAP_METHODS, create_map_method, list_map_methods
@@ -32,6 +33,7 @@ __all__ = [
     "MapMethod",
     "MapProvider",
     "MapSource",
+    "Occlusion",
     "PoolAttention",
     "build_sources",
     "check_images",

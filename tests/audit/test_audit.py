@@ -181,9 +181,11 @@ def test_report_renders_every_image_in_headless_chromium(tiny_benchmark: Path, t
                           text=True, timeout=120).stdout
     images = int(page.split('data-images="')[1].split('"')[0])
     rendered = int(page.split('data-rendered="')[1].split('"')[0])
-    # bar chart, blur chart, two heat-map grids, the cluster grid and the bias-conflicting lists, all decoded
-    assert images >= 2 + 2 * 3 + 8 and rendered == images
+    # bar chart, blur chart, two heat-map grids, the cluster grid, the shortcut maps of each label's typical
+    # samples and the bias-conflicting lists, all decoded
+    assert images >= 2 + 2 * 3 + 8 + 2 * 4 and rendered == images
     for section in ("Backgrounds by cluster and label", "class=\"minority\"", "Most bias-conflicting samples",
+                    "Where the shortcut is", "typical</h4>", "a patch alone keeps",
                     "True groups", "class=\"verdict model-verdict\"", "Accuracy per true group"):
         assert section in page, section
     screenshot = tmp_path / "report.png"

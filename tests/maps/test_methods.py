@@ -1,11 +1,13 @@
-"""Method-specific behaviour: token layouts, lateral inhibition, degradation fidelity and warm start."""
+"""Method-specific behaviour: token layouts, lateral inhibition, degradation fidelity and warm start, occlusion's
+two modes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from robusttrain.maps import ControlledDegradation, lateral_inhibition, tokens_to_map
+from robusttrain.eval import pointing_game
+from robusttrain.maps import ControlledDegradation, Occlusion, lateral_inhibition, tokens_to_map
 from robusttrain.models import create_model
 
 from .models import RedDetector, red_square_scenes
@@ -64,3 +66,30 @@ def test_degradation_works_for_regression_outputs() -> None:
     model = create_model("test_resnet", num_classes=1).eval()
     maps = ControlledDegradation(model, steps=5)(torch.rand(2, 3, 32, 32))
     assert maps.shape == (2, 1, 32, 32)
+
+
+class GreenTint(torch.nn.Module):
+    """Class 1 = a green-tinted image, read from the mean colour: evidence spread over the whole image."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        green = images[:, 1].mean((1, 2)) - images[:, [0, 2]].mean((1, 2, 3)) - 0.05
+        return torch.stack([-green, green], dim=1) * 40
+
+
+def test_occlusion_finds_a_small_object_by_filling_and_a_spread_colour_by_keeping() -> None:
+    images, masks = red_square_scenes()
+    ones = torch.ones(len(images), dtype=torch.long)
+    for mode in ("fill", "keep"):
+        maps = Occlusion(RedDetector().eval(), mode=mode)(images, ones)
+        assert pointing_game(maps, masks).all(), mode
+    tinted = images.clone()
+    tinted[:, 1] += 0.2
+    tinted = tinted.clamp(0, 1)
+    falls = Occlusion(GreenTint(), scale="probability")(tinted, ones)
+    kept = Occlusion(GreenTint(), mode="keep", scale="probability")(tinted, ones)
+    assert falls.max() < 0.05  # no single patch removes a colour that covers the image ...
+    assert kept.min() > 0.9  # ... and every patch alone keeps it
+    with pytest.raises(ValueError, match="mode must be 'fill' or 'keep'"):
+        Occlusion(GreenTint(), mode="erase")
+    with pytest.raises(ValueError, match="patch must be a fraction"):
+        Occlusion(GreenTint(), patch=4)
