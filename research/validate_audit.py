@@ -2,15 +2,15 @@
 
 1. Dataset audit of each member's training split, as a user without masks runs it (``--ignore-masks``): does it
    say BIASED, and how well do its flags find the true minority (precision and recall against ``place != y``;
-   the bar of #28: both >= 0.7 on every learnable member)?
+   the flags bar: both >= 0.7 on every learnable member)?
 2. Model audit (``--ignore-masks``, ``--max-images`` evenly spaced test images) of every finished training run of
    the suite (``--output-dir`` of ``research/suite.py``: ``<member>/<row>/seed_<s>``), on a copy of the member
    whose metadata hides the groups (every ``place`` 0, no masks, no benchmark.json): the verdict then rests on
    the signals a user without group labels has (the views, the samples whose shortcut suggests another label),
-   not on the true groups. Its verdict next to the run's true test worst-group and average accuracy. The bar:
-   "USES THE BACKGROUND" (or "RELIES ON THE BACKGROUND") for every model whose worst group is under 20% while its
-   average is over 60%, and "relies on the object" for none of them. The same count is also given for every model
-   under 20% worst group whatever its average (a model that reads only the shortcut averages about 50%).
+   not on the true groups. Its verdict (recomputed from the report's summary with the current rule, so a change of
+   the rule needs no new audits) next to the run's true test worst-group and average accuracy. The bar: no model
+   whose worst group is under 60% while its average is over 70% is said to rely on the object. Also counted: every
+   model under 20% worst group whatever its average (a model that reads only the shortcut averages about 50%).
 
 Members missing under ``--data-root`` are rendered first; ``--no-models`` runs the dataset audits only (no
 training runs needed).
@@ -26,6 +26,7 @@ import argparse
 import json
 from pathlib import Path
 
+from robusttrain.audit.verdict import model_verdict
 from robusttrain.cli import main as cli
 from robusttrain.data.benchmark import generate_benchmark, load_suites
 from robusttrain.data.waterbirds import write_view
@@ -33,7 +34,8 @@ from robusttrain.eval import write_tables_csv
 from robusttrain.training import OneLineParser
 
 SHORTCUT_WORDS = ("USES THE BACKGROUND", "RELIES ON THE BACKGROUND")
-BAR_WORST, BAR_AVERAGE = 0.20, 0.60  # a model below the first while above the second has learned the shortcut
+BAR_WORST, BAR_AVERAGE = 0.60, 0.70  # a model below the first while above the second has learned the shortcut
+FALLEN = 0.20  # a model under this worst group has fallen for the shortcut, whatever its average
 
 
 def audit(args: list[str], output: Path) -> dict:
@@ -82,26 +84,26 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
             report = audit(["audit", "--data", str(data), "--split", "test", "--model", str(run),
                             "--no-dataset-audit", "--max-images", str(images)],
                            out / "model" / member.name / run.parent.name / run.name)
-            verdict = report["model_summary"]["verdict"].split(":")[0]
-            says_shortcut = verdict.startswith(SHORTCUT_WORDS)
+            verdict = model_verdict(report["model_summary"], report.get("blur")).split(":")[0]
+            says_object = verdict.startswith("relies on the object")
             learned_shortcut = worst < BAR_WORST and average > BAR_AVERAGE
-            if worst < BAR_WORST:
+            if worst < FALLEN:
                 fallen["all"] += 1
-                fallen["background"] += says_shortcut
+                fallen["background"] += verdict.startswith(SHORTCUT_WORDS)
                 fallen["one class"] += verdict.startswith("ANSWERS ONE CLASS")
                 fallen["object"] += verdict.startswith("relies on the object")
             meets = "n/a"
             if learned_shortcut:
-                meets = "yes" if says_shortcut else "NO"
-                misses += [] if says_shortcut else [f"{member.name}/{run.parent.name}/{run.name}"]
+                meets = "NO" if says_object else "yes"
+                misses += [f"{member.name}/{run.parent.name}/{run.name}"] if says_object else []
             lines.append(f"| {member.name} | {member.config.shortcut} | {run.parent.name} | {run.name[5:]} | "
                          f"{100 * worst:.1f} | {100 * average:.1f} | {verdict} | {meets} |")
     relevant = [line for line in lines[2:] if not line.endswith("| n/a |")]
     lines.append("")
     lines.append(f"Models under {100 * BAR_WORST:.0f}% worst group and over {100 * BAR_AVERAGE:.0f}% average: "
-                 f"{len(relevant)}; verdict says the background for {len(relevant) - len(misses)}"
-                 + (f"; misses: {', '.join(misses)}" if misses else ""))
-    lines.append(f"Models under {100 * BAR_WORST:.0f}% worst group, any average: {fallen['all']}; verdict says the "
+                 f"{len(relevant)}; said to rely on the object: {len(misses)}"
+                 + (f" ({', '.join(misses)})" if misses else ""))
+    lines.append(f"Models under {100 * FALLEN:.0f}% worst group, any average: {fallen['all']}; verdict says the "
                  f"background for {fallen['background']}, answers one class for {fallen['one class']}, relies on the "
                  f"object for {fallen['object']}")
     return lines

@@ -137,8 +137,18 @@ def test_the_model_verdict_uses_group_conflict_and_swap_accuracy_not_only_the_vi
             "conflict_accuracy": {"samples": 100, "accuracy": 0.404, "flags_from": "probe", "other_samples": 100,
                                   "other_accuracy": 0.756}}
     assert model_verdict(half).startswith("USES THE BACKGROUND: on the 100 samples")
+    # Graded, not a point on an edge: a 19.6-point loss that is surely above zero on misled samples surely under
+    # 80% fires; the same loss on 10 + 10 samples is not sure, and an object model's 11 points over 300 samples
+    # (88% on the misled ones) is surely under 20 and leaves the views' verdict alone.
     close = {**half, "conflict_accuracy": {**half["conflict_accuracy"], "other_accuracy": 0.6}}
-    assert model_verdict(close).startswith("neither the object nor the background alone decides")
+    assert model_verdict(close).startswith("USES THE BACKGROUND: on the 100 samples")
+    assert "a loss of 19.6 points (95% interval" in model_verdict(close)
+    few = {**half, "conflict_accuracy": {**close["conflict_accuracy"], "samples": 10, "other_samples": 10}}
+    assert model_verdict(few).startswith("neither the object nor the background alone decides")
+    object_model = {"chance": 0.5, "overall": {"accuracy": 0.97, "bg_only_accuracy": 0.5, "fg_only_accuracy": 0.95},
+                    "conflict_accuracy": {"samples": 300, "accuracy": 0.88, "flags_from": "probe",
+                                          "other_samples": 300, "other_accuracy": 0.99}}
+    assert model_verdict(object_model).startswith("relies on the object")
     swapped = {**views, "overall": {**views["overall"], "accuracy": 0.9, "background_swap_accuracy": 0.3}}
     verdict = model_verdict(swapped)
     assert verdict.startswith("USES THE BACKGROUND: with each object on another label's background")
