@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from robusttrain.audit import dataset_audit
@@ -34,6 +35,7 @@ def _marked_scenes(count: int = 320, size: int = 32, correlation: float = 0.95) 
     return batch, marks
 
 
+@pytest.mark.slow
 def test_occlusion_maps_of_the_estimates_net_land_on_the_mark_that_predicts_the_label() -> None:
     batch, marks = _marked_scenes()
     audit = dataset_audit([batch], 2)
