@@ -82,8 +82,8 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
                   seed: int = 0) -> dict[str, Any]:
     """Both checks' accuracy vs chance, the label x background-cluster table, a verdict line naming what was
     checked, per sample (``per_sample``) its background cluster and the network's out-of-fold view of it
-    (:mod:`.samples`), and ``shortcut_net``: the estimate's net fitted on the whole split, for the report's maps
-    of what it reads (None with one label)."""
+    (:mod:`.samples`), and ``shortcut_net``: one of the estimate's own nets, for the report's maps of what it
+    reads (None with one label)."""
     features, images, labels, ids, paths, sources = [], [], [], [], [], set()
     for batch in batches:
         features.append(background_features(batch["image"], batch.get("mask")))
@@ -97,8 +97,7 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     x, y = torch.cat(features), torch.cat(labels).long()
     looked_at = LOOKS_AT_COLOUR if sources == {"border"} else "colour statistics of the background outside the masks"
     colour = estimate_minority_colour(x, y, num_classes, seed, looked_at)
-    thumbs = torch.cat(images)
-    network = estimate_minority_network(thumbs, y, num_classes, seed, settings=AUDIT)
+    network = estimate_minority_network(torch.cat(images), y, num_classes, seed, settings=AUDIT)
     counts = torch.bincount(y, minlength=num_classes)
     assignment = kmeans(x, min(clusters, max(2, len(y) // 20)), seed=seed)
     table = torch.zeros(num_classes, int(assignment.max()) + 1, dtype=torch.long)
@@ -114,8 +113,7 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
             "cluster_table": table.tolist(), "cramers_v": cramers_v(table), "verdict": verdict,
             "per_sample": sample_scores(ids, paths, y, network.out_of_fold, assignment,
                                        network.flagged & network.biased),
-            "shortcut_net": None if network.one_label else fit_shortcut_net(thumbs, y, num_classes, seed,
-                                                                            width=AUDIT.width)}
+            "shortcut_net": network.net}
 
 
 def _verdict(network: MinorityEstimate, colour: MinorityEstimate) -> str:

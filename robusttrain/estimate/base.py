@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 BIAS_MARGIN = 0.10  # accuracy this far above chance = something other than the object predicts the label
 
@@ -37,6 +38,7 @@ class MinorityEstimate:
     one_label: bool
     sure_mistakes: float | None = None  # the network estimate's share of sure mistakes (None for the colour estimate)
     flag_below: float | None = None  # flag only mistakes giving the label a probability under this (None: all)
+    net: nn.Module | None = None  # the network estimate's net (one fold of its first run), for maps
 
     @property
     def flagged(self) -> torch.Tensor:

@@ -165,18 +165,20 @@ def _train_all(folds: list[_Fold], device: torch.device) -> list[ShortcutNet]:
 
 
 def fit_shortcut_net(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
-                     device: torch.device | str = "cpu", width: int = WIDTH) -> ShortcutNet:
+                     device: torch.device | str = "cpu") -> ShortcutNet:
     """One :class:`ShortcutNet` trained briefly on all of ``images`` (uint8 thumbnails), in eval mode: what a
-    network learns first from this split, to apply to another split or to map. The global RNG is untouched."""
+    network learns first from this split, to apply to another split. The global RNG is untouched."""
     device = torch.device(device)
     with _seeded(seed, device) as generator:
-        return _train(_fold(images, labels, num_classes, generator, device, width), device)
+        return _train(_fold(images, labels, num_classes, generator, device), device)
 
 
 def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
-                        device: torch.device | str = "cpu", width: int = WIDTH) -> torch.Tensor:
+                        device: torch.device | str = "cpu", width: int = WIDTH,
+                        nets: list[ShortcutNet] | None = None) -> torch.Tensor:
     """Class probabilities ``(N, K)`` of :class:`ShortcutNet` for ``images`` (uint8 ``(N, 3, s, s)`` from
-    :func:`thumbnails`), each row from the fold's net that did not train on it. The global RNG is untouched."""
+    :func:`thumbnails`), each row from the fold's net that did not train on it; the trained nets are appended to
+    ``nets`` when given. The global RNG is untouched."""
     device = torch.device(device)
     probabilities = torch.zeros(len(labels), num_classes)
     with _seeded(seed, device) as generator:
@@ -186,7 +188,10 @@ def network_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes:
         for fold in range(FOLDS):
             kept = torch.cat(held[:fold] + held[fold + 1 :])
             folds.append(_fold(images[kept], labels[kept], num_classes, generator, device, width))
-    for rows_held, net in zip(held, _train_all(folds, device), strict=True):
+    trained = _train_all(folds, device)
+    if nets is not None:
+        nets += trained
+    for rows_held, net in zip(held, trained, strict=True):
         with torch.no_grad():
             for start in range(0, len(rows_held), 256):
                 rows = rows_held[start : start + 256]
@@ -205,12 +210,14 @@ def sure_mistakes(out_of_fold: torch.Tensor, labels: torch.Tensor, below: float 
 
 
 def averaged_out_of_fold(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
-                         device: torch.device | str = "cpu", width: int = WIDTH, runs: int = 1) -> torch.Tensor:
+                         device: torch.device | str = "cpu", width: int = WIDTH, runs: int = 1,
+                         nets: list[ShortcutNet] | None = None) -> torch.Tensor:
     """:func:`network_out_of_fold` from ``runs`` seeds (``seed``, ``seed + 1``, ...), their probabilities averaged
-    geometrically (renormalised); one run's probabilities as they are."""
+    geometrically (renormalised); one run's probabilities as they are. The first run's nets go to ``nets``."""
     if runs == 1:
-        return network_out_of_fold(images, labels, num_classes, seed, device, width)
-    logs = [network_out_of_fold(images, labels, num_classes, seed + run, device, width).clamp_min(1e-6).log()
+        return network_out_of_fold(images, labels, num_classes, seed, device, width, nets)
+    logs = [network_out_of_fold(images, labels, num_classes, seed + run, device, width,
+                                nets if run == 0 else None).clamp_min(1e-6).log()
             for run in range(runs)]
     return torch.stack(logs).mean(0).softmax(1)
 
@@ -225,10 +232,13 @@ def estimate_minority_network(images: torch.Tensor, labels: torch.Tensor, num_cl
                               settings: NetworkSettings = TRAINING) -> MinorityEstimate:
     """:func:`averaged_out_of_fold` on ``images`` (uint8 thumbnails at ``settings.side``), judged by
     :func:`~.base.judge` and biased only where enough mistakes are sure ones (:func:`sure_mistakes`): then the
-    samples the nets get wrong (or only those under ``settings.flag_probability`` / K) are the estimated minority."""
+    samples the nets get wrong (or only those under ``settings.flag_probability`` / K) are the estimated minority.
+    ``net`` is one of the first run's nets, for maps of what the estimate reads."""
+    trained: list[ShortcutNet] = []
     estimate = judge(looked_at(settings), labels, num_classes,
                      lambda: averaged_out_of_fold(images, labels, num_classes, seed, device, settings.width,
-                                                  settings.runs))
+                                                  settings.runs, trained))
+    estimate = replace(estimate, net=trained[0] if trained else None)
     sure = sure_mistakes(estimate.out_of_fold, labels, settings.sure_probability)
     if math.isnan(sure):  # no mistakes: nothing to flag
         return replace(estimate, biased=False)

@@ -48,6 +48,6 @@ def test_occlusion_maps_of_the_estimates_net_land_on_the_mark_that_predicts_the_
     assert marks[ids].flatten(1).amax(1).all()
     maps = Occlusion(audit["shortcut_net"], scale="probability")(as_input(thumbnails(batch["image"][ids], AUDIT.side)),
                                                                  torch.ones(len(ids), dtype=torch.long))
-    assert maps.flatten(1).amax(1).min() > 0.05  # filling the mark moves the net's answer
+    assert (maps.flatten(1).amax(1) > 0.05).float().mean() >= 0.75  # filling the mark moves the net's answer
     assert pointing_game(maps, marks[ids]).float().mean() >= 0.75
     assert energy_in_mask(maps, marks[ids]).mean() > 5 * marks[ids].mean()  # far above a uniform map's share
