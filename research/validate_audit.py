@@ -91,7 +91,7 @@ def model_rows(members: list, data_root: Path, runs: Path, images: int, out: Pat
                 fallen["all"] += 1
                 fallen["background"] += verdict.startswith(SHORTCUT_WORDS)
                 fallen["one class"] += verdict.startswith("ANSWERS ONE CLASS")
-                fallen["object"] += verdict.startswith("relies on the object")
+                fallen["object"] += says_object
             meets = "n/a"
             if learned_shortcut:
                 meets = "NO" if says_object else "yes"

@@ -82,6 +82,13 @@ def cluster_grid(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequ
             f"<table class='clusters'>{head}{''.join(body)}</table>")
 
 
+def _most_conflicting(rows: Sequence[dict[str, Any]], label: int) -> list[dict[str, Any]]:
+    """``label``'s flagged samples, those whose background most suggests another label (lowest out-of-fold
+    probability of their label) first."""
+    return sorted((r for r in rows if r["label"] == label and r["bias_conflicting"]),
+                  key=lambda r: r["estimate_p_label"])
+
+
 def conflicting_lists(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Sequence[str],
                       top: int = TOP_CONFLICTING, model: nn.Module | None = None, method: str = "gradcam") -> str:
     """Per label, the flagged samples whose background most suggests another label (lowest out-of-fold
@@ -90,8 +97,7 @@ def conflicting_lists(dataset: Any, rows: Sequence[dict[str, Any]], class_names:
              "their label the lowest probability: what it learned first (the shortcut) points to another class.</p>"]
     map_method = create_map_method(method, model) if model is not None else None
     for label, name in enumerate(class_names):
-        flagged = sorted((r for r in rows if r["label"] == label and r["bias_conflicting"]),
-                         key=lambda r: r["estimate_p_label"])[:top]
+        flagged = _most_conflicting(rows, label)[:top]
         images = _images(dataset, [r["id"] for r in flagged])
         flagged = [r for r in flagged if r["id"] in images]
         heats: list[torch.Tensor | None] = [None] * len(flagged)
@@ -122,11 +128,11 @@ def shortcut_maps(dataset: Any, rows: Sequence[dict[str, Any]], class_names: Seq
              "texture, a scene): the map then shows the probability each patch keeps when it alone is left and "
              "the rest is filled (the caption gives its mean).</p>"]
     for label, name in enumerate(class_names):
-        own = [r for r in rows if r["label"] == label]
-        typical = sorted((r for r in own if not r["bias_conflicting"]), key=lambda r: -r["estimate_p_label"])
-        flagged = sorted((r for r in own if r["bias_conflicting"]), key=lambda r: r["estimate_p_label"])
+        typical = sorted((r for r in rows if r["label"] == label and not r["bias_conflicting"]),
+                         key=lambda r: -r["estimate_p_label"])
         for title, chosen, explained in (("typical", typical[:per_label], "label"),
-                                         ("flagged", flagged[:per_label], "estimate_prediction")):
+                                         ("flagged", _most_conflicting(rows, label)[:per_label],
+                                          "estimate_prediction")):
             images = _images(dataset, [r["id"] for r in chosen])
             chosen = [r for r in chosen if r["id"] in images]
             if not chosen:

@@ -166,13 +166,13 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
         evidence = (f"the background-only view keeps {100 * overall['bg_only_accuracy']:.1f}% accuracy, the "
                     f"object-only view {100 * overall['fg_only_accuracy']:.1f}% (chance {100 * chance:.1f}%)")
     uses_background, uses_object = background >= VERDICT_MARGIN, obj >= VERDICT_MARGIN
-    signals = shortcut_signals(summary)
+    signals, contrast = shortcut_signals(summary), misled_contrast(summary)
     one_class = one_class_answer(summary, class_names)
     if one_class:
         finding, signals = "ANSWERS ONE CLASS", [one_class, *signals]
     elif uses_background and (not uses_object or background >= obj + VERDICT_MARGIN):
         # a misled loss surely under GAP_MARGIN still tempers "relies"; a true-group or swap signal does not
-        others_fired = len(signals) > misled_signal(misled_contrast(summary))
+        others_fired = len(signals) > misled_signal(contrast)
         contradiction = None if others_fired else background_not_deciding(summary)
         finding = "USES THE BACKGROUND TOO" if contradiction else "RELIES ON THE BACKGROUND"
         evidence = f"{evidence}, {contradiction}" if contradiction else evidence
@@ -190,7 +190,6 @@ def model_verdict(summary: dict[str, Any], blur: dict[str, float] | None = None,
     if swap is not None and (_swap_gap(summary) or 0.0) < GAP_MARGIN:  # a signal that fired printed it already
         verdict += f"; accuracy with the object on another label's background {100 * swap:.1f}%"
     conflict = summary.get("conflict_accuracy")
-    contrast = misled_contrast(summary)
     if conflict and conflict["accuracy"] is not None and not misled_signal(contrast):
         others = conflict.get("other_accuracy")
         verdict += (f"; accuracy on the {conflict['samples']} samples whose background suggests another label "

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .base import MapMethod, target_scores
+from .base import MapMethod, target_scores, to_unit_maps
 from .registry import MAP_METHODS
 
 
@@ -95,5 +95,5 @@ class Occlusion(MapMethod):
         if not probability:  # a regressor's output has no scale of its own
             maps = (maps - maps.flatten(1).amin(1)[:, None, None, None]).clamp_min(0)
             if not self.rescale:
-                maps = maps / maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
+                maps = to_unit_maps(maps, maps.shape[-2:])
         return maps.clamp(0, 1)
