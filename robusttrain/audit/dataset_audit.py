@@ -125,5 +125,5 @@ def _verdict(network: MinorityEstimate, colour: MinorityEstimate) -> str:
                f"{colour.looked_at} reaches {100 * colour.accuracy:.1f}%")
     if network.biased:
         return f"BIASED: {figures}"
-    return (f"no bias found by {network.looked_at} ({figures}); this check does not see a shortcut that a network "
+    return (f"no bias found ({figures}); this check does not see a shortcut that a network "
             "learns only after a few passes over the data")

@@ -46,6 +46,7 @@ class Callback:
     """
 
     order: ClassVar[int] = 0
+    changes_loss: ClassVar[bool] = True  # False: ``on_loss`` only reads the outputs (a loop need not route its loss)
 
     def __init__(self, enabled: bool = True, key: str | None = None) -> None:
         if not isinstance(enabled, bool):

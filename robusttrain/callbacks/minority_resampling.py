@@ -8,7 +8,11 @@ epoch on, flagged and unflagged samples of each label are *drawn* with equal mas
 batch's loss hinges on one sample. Where the flagged share is under ``mix_below``, ``mix`` of each batch is also
 blended with an image of its label from the other side of the estimate (LISA's intra-label mixup), so a handful of
 flagged images lends its backgrounds to many. Without bias it says so in one line and asks for no weights: the run
-is plain ERM. Class labels only: no groups, masks or maps. How the options were chosen: research/history.md.
+is plain ERM until a *second look*, once the user's model beats chance (``second_look`` of the run in at the
+latest): its own predictions on each training sample, as training met them, judged by the same rule
+(:mod:`robusttrain.estimate.model_look`); a shortcut the model learned in those first passes turns resampling on
+from the next epoch, in one more line. Class labels only: no groups, masks or maps. How the options were chosen:
+research/history.md.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..estimate import (
     balanced_weights,
     estimate_minority_colour,
     estimate_minority_network,
+    judge_model_predictions,
     thumbnails,
 )
 from ..types import Batch, TrainState
@@ -33,6 +38,7 @@ from .registry import CALLBACKS
 
 NAME = "minority_resampling"
 ESTIMATES = ("network", "colour")
+LOOK_COVERAGE = 0.9  # the second look judges the model only when its outputs were seen for this share of the samples
 BLIND_TO = {"network": "a shortcut that a network learns only after a few passes over the data",
             "colour": "layout, texture, small marks or context next to the object"}
 
@@ -50,8 +56,30 @@ def decision_line(summary: dict[str, Any]) -> str:
             blended = f"; no blends: {summary['no_blends']}"
         return (f"{NAME}: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
                 f"the minority and drawn as often, per label, as the rest{blended}")
-    return (f"{NAME}: no bias found by {summary['looked_at']}: {figures}; training as plain ERM (no "
+    if summary.get("second_look_at"):
+        return (f"{NAME}: no bias found: {figures}; training as plain ERM (no resampling) "
+                f"until a second look at the model's own mistakes once it beats chance (by "
+                f"{100 * summary['second_look_at']:g}% of the run)")
+    return (f"{NAME}: no bias found: {figures}; training as plain ERM (no "
             f"resampling). This check does not see {BLIND_TO[summary['estimate']]}")
+
+
+def second_look_line(summary: dict[str, Any]) -> str:
+    """What the second look at the model's own predictions found and what training does now, in one line."""
+    look = summary["second_look"]
+    if not look["made"]:
+        return (f"{NAME}: no second look: the model's outputs reached {NAME} for {look['seen']} of "
+                f"{look['samples']} training samples by epoch {look['epoch']} (its loss must pass through "
+                "robust.criterion); training stays plain ERM")
+    figures = (f"the model gets {100 * look['accuracy']:.1f}% of {look['seen']} training samples right vs "
+               f"{100 * look['chance']:.1f}% chance, {100 * look['sure_mistakes']:.0f}% of its {look['mistakes']} "
+               "mistakes near-certain")
+    if not look["biased"]:
+        return f"{NAME}: second look after epoch {look['epoch']}: {figures}: no shortcut seen; training stays plain ERM"
+    blended = (f"; {100 * summary['mix']:.0f}% of drawn images blended with one of their label from the other side"
+               if summary.get("mix") else "")
+    return (f"{NAME}: second look after epoch {look['epoch']}: {figures}: biased; {look['flagged']} samples flagged "
+            f"as the minority and drawn as often, per label, as the rest from epoch {look['epoch'] + 1} on{blended}")
 
 
 @CALLBACKS.register(NAME)
@@ -70,6 +98,11 @@ class MinorityResamplingCallback(Callback):
             alone (0: resampling only).
         mix_below: blend only when the estimate flags less than this share of the training samples (None: whenever
             it flags any); above it resampling alone already draws each flagged image only a few times per epoch.
+        second_look: where the estimate before training finds no bias, judge the model's own predictions on the
+            training samples at the first epoch end where they clear chance by the margin, and at the latest once
+            this fraction of the run is done (at the first epoch end when the run's length is unknown); resample
+            what it is near-certainly wrong about if that shows a shortcut (None: no second look). Needs the loss
+            through robusttrain (``robust.criterion`` in Lightning).
         seed: seed of the estimate's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
             ``(B,)``).
@@ -85,9 +118,11 @@ class MinorityResamplingCallback(Callback):
     """
 
     order = 0  # records backgrounds before any callback changes the batch
+    changes_loss = False  # the loss hook only reads the model's outputs (the second look)
 
     def __init__(self, estimate: str = "network", max_weight: float | None = None, mix: float = 0.0,
-                 mix_below: float | None = None, seed: int = 0, attribute: int | None = None,
+                 mix_below: float | None = None, second_look: float | None = None, seed: int = 0,
+                 attribute: int | None = None,
                  probe: str | None = None, **options: Any) -> None:
         super().__init__(**options)
         if probe is not None:
@@ -105,6 +140,8 @@ class MinorityResamplingCallback(Callback):
         self.estimate, self.max_weight, self.seed, self.attribute = estimate, max_weight, seed, attribute
         self.mix = check_unit("mix", mix)
         self.mix_below = None if mix_below is None else check_unit("mix_below", mix_below)
+        self.second_look = None if second_look is None else check_unit("second_look", second_look)
+        self.predictions: dict[int, tuple[float, bool]] = {}  # sample id -> (label probability, right), as trained
         self.views: dict[int, torch.Tensor] = {}  # sample id -> thumbnail (network) or colour statistics (colour)
         self.labels: dict[int, int] = {}
         self.weights: dict[int, float] | None = None
@@ -197,7 +234,28 @@ class MinorityResamplingCallback(Callback):
                              f"labels, got {others}")
         return column.long()
 
+    def on_loss(self, state: TrainState, batch: Batch, outputs: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        if self.looking() and outputs.ndim == 2 and outputs.shape[1] > 1:
+            ids = self.sample_ids(batch)
+            labels = self.labels_of(batch.targets).to(outputs.device)
+            probabilities = outputs.detach().float().softmax(1)
+            own = probabilities.gather(1, labels[:, None]).squeeze(1).cpu()
+            right = (probabilities.argmax(1) == labels).cpu()
+            rows = batch.unchanged_rows().cpu()
+            for sample_id, probability, correct in zip(ids[rows].tolist(), own[rows].tolist(), right[rows].tolist(),
+                                                       strict=True):
+                self.predictions[sample_id] = (probability, correct)
+        return losses
+
+    def looking(self) -> bool:
+        """Whether the second look is still to come: fitted without bias, and not looked yet."""
+        return (self.second_look is not None and self.fitted and not self.summary["biased"]
+                and "second_look" not in self.summary)
+
     def on_epoch_end(self, state: TrainState) -> None:
+        if self.looking():
+            self.look_again(state, not state.total_steps or state.global_step >= self.second_look * state.total_steps)
+            return
         if self.fitted:
             if self.weights is not None and not self.served:
                 warnings.warn(f"{NAME} has sampling weights but the loop never asked for them: call "
@@ -215,6 +273,44 @@ class MinorityResamplingCallback(Callback):
             self.fit(self.device_of(state))
             self.agree()
             self.announce(state)
+
+    def look_again(self, state: TrainState, last: bool) -> None:
+        """The second look: judge the model's predictions recorded as training met each sample in this epoch, once
+        the model clears chance by the margin (what it learned first is then in its mistakes) or at the ``last``
+        epoch for it; resample its near-certain mistakes from the next epoch when they show a shortcut. Announced
+        in one line."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            shards: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(shards, self.predictions)
+            for predictions in shards:
+                self.predictions.update(predictions)
+        ids = sorted(i for i in self.labels if i in self.predictions)
+        look: dict[str, Any] = {"made": len(ids) >= LOOK_COVERAGE * len(self.labels), "epoch": state.epoch + 1,
+                                "seen": len(ids), "samples": len(self.labels)}
+        if not look["made"] and not last:
+            self.predictions.clear()
+            return
+        if look["made"]:
+            labels = torch.tensor([self.labels[i] for i in ids])
+            probability = torch.tensor([self.predictions[i][0] for i in ids])
+            correct = torch.tensor([self.predictions[i][1] for i in ids])
+            found = judge_model_predictions(labels, correct, probability, int(max(self.labels.values())) + 1,
+                                            TRAINING)
+            if not last and found.accuracy < found.chance + found.margin:
+                self.predictions.clear()  # not learned enough yet: look again after the next epoch
+                return
+            look.update(accuracy=found.accuracy, chance=found.chance, margin=found.margin, mistakes=found.mistakes,
+                        sure_mistakes=found.sure, biased=found.biased, flagged=int(found.flagged.sum()))
+            if found.biased:
+                self.resample(ids, labels, found.flagged)
+                self.summary.update(self.blends(len(ids)),
+                                    decision="resample the minority of the model's own near-certain mistakes from "
+                                             f"epoch {look['epoch'] + 1} on")
+        self.predictions.clear()
+        self.summary["second_look"] = look
+        self.agree()
+        if state.is_main_process:
+            print(second_look_line(self.summary), flush=True)
 
     def agree(self) -> None:
         """With several processes, every one takes the main process's estimate (a net trained on a GPU need not
@@ -247,22 +343,32 @@ class MinorityResamplingCallback(Callback):
             found = estimate_minority_colour(views, labels, num_classes, self.seed)
         self.weights, self.flagged = None, set()
         if found.biased:
-            self.flagged = {i for i, flag in zip(ids, found.flagged.tolist(), strict=True) if flag}
-            weights = balanced_weights(labels, found.flagged)
-            if self.max_weight is not None:
-                weights = weights.clamp(max=self.max_weight)
-            self.weights = dict(zip(ids, weights.tolist(), strict=True))
-        flagged = len(self.flagged)
-        blends = self.mix if self.mix_below is None or flagged < self.mix_below * len(ids) else 0.0
-        no_blends = (f"{100 * flagged / len(ids):.1f}% flagged, not under mix_below {100 * self.mix_below:g}%"
-                     if found.biased and self.mix and not blends else None)
+            self.resample(ids, labels, found.flagged)
+        blends = self.blends(len(ids)) if found.biased else {"mix": 0.0, "no_blends": None, "flagged": 0}
         self.summary = {"estimate": self.estimate, "looked_at": found.looked_at, "samples": len(ids),
                         "estimate_accuracy": found.accuracy, "chance": found.chance, "margin": found.margin,
-                        "sure_mistakes": found.sure_mistakes, "biased": found.biased, "flagged": flagged,
-                        "mix": blends, "mix_below": self.mix_below, "no_blends": no_blends,
+                        "sure_mistakes": found.sure_mistakes, "biased": found.biased, **blends,
+                        "mix_below": self.mix_below, "second_look_at": self.second_look,
                         "decision": ("train as plain ERM" if not found.biased else "resample the flagged minority"
-                                     + (" and blend it with its label's majority" if blends else ""))}
+                                     + (" and blend it with its label's majority" if blends["mix"] else ""))}
         self.views.clear()
+
+    def resample(self, ids: list[int], labels: torch.Tensor, flagged: torch.Tensor) -> None:
+        """Flag ``ids[flagged]`` and give each label's flagged and unflagged samples equal draw mass."""
+        self.flagged = {i for i, flag in zip(ids, flagged.tolist(), strict=True) if flag}
+        weights = balanced_weights(labels, flagged)
+        if self.max_weight is not None:
+            weights = weights.clamp(max=self.max_weight)
+        self.weights = dict(zip(ids, weights.tolist(), strict=True))
+
+    def blends(self, samples: int) -> dict[str, Any]:
+        """The blend share for the flagged set of a biased split of ``samples`` (``mix`` unless ``mix_below``
+        rules it out, then why)."""
+        flagged = len(self.flagged)
+        mix = self.mix if self.mix_below is None or flagged < self.mix_below * samples else 0.0
+        no_blends = (f"{100 * flagged / samples:.1f}% flagged, not under mix_below {100 * self.mix_below:g}%"
+                     if self.mix and not mix else None)
+        return {"mix": mix, "no_blends": no_blends, "flagged": flagged}
 
     def decision(self) -> dict[str, Any]:
         return {**self.summary, "blended": self.mixed} if self.summary.get("mix") else dict(self.summary)
@@ -275,7 +381,8 @@ class MinorityResamplingCallback(Callback):
         return {"views": {str(k): v for k, v in self.views.items()},
                 "labels": {str(k): v for k, v in self.labels.items()},
                 "weights": None if self.weights is None else {str(k): v for k, v in self.weights.items()},
-                "flagged": sorted(self.flagged), "mixed": self.mixed, "summary": self.summary, "served": self.served}
+                "flagged": sorted(self.flagged), "mixed": self.mixed, "summary": self.summary, "served": self.served,
+                "predictions": {str(k): list(v) for k, v in self.predictions.items()}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.views = {int(k): torch.as_tensor(v) for k, v in state_dict["views"].items()}
@@ -286,6 +393,7 @@ class MinorityResamplingCallback(Callback):
         self.mixed = int(state_dict.get("mixed", 0))
         self.summary = state_dict["summary"]
         self.served = bool(state_dict.get("served", False))
+        self.predictions = {int(k): (float(v[0]), bool(v[1])) for k, v in state_dict.get("predictions", {}).items()}
 
 
 @CALLBACKS.register("probe_weights")

@@ -3,7 +3,8 @@
 Two flavours predict each sample's label out of fold from something other than the object: the network estimate
 (what a small CNN learns first from the whole image; :mod:`.network`) and the colour estimate (a linear probe on
 the background's colour statistics; :mod:`.colour`). Both return a :class:`MinorityEstimate`; :func:`balanced_weights`
-turns its flags into draw weights.
+turns its flags into draw weights. :mod:`.model_look` judges the user's own model's early mistakes by the same rule
+(the second look, where the estimate before training found nothing).
 """
 
 from .base import BIAS_MARGIN, MinorityEstimate, judge, label_probability
@@ -15,6 +16,7 @@ from .colour import (
     colour_out_of_fold,
     estimate_minority_colour,
 )
+from .model_look import ModelLook, judge_model_predictions
 from .network import AUDIT, LOOKS_AT_NETWORK, TRAINING, NetworkSettings, estimate_minority_network, thumbnails
 from .weights import balanced_weights
 
@@ -26,6 +28,7 @@ __all__ = [
     "LOOKS_AT_NETWORK",
     "TRAINING",
     "MinorityEstimate",
+    "ModelLook",
     "NetworkSettings",
     "background_features",
     "background_region",
@@ -34,6 +37,7 @@ __all__ = [
     "estimate_minority_colour",
     "estimate_minority_network",
     "judge",
+    "judge_model_predictions",
     "label_probability",
     "thumbnails",
 ]

@@ -25,7 +25,8 @@ from .loader import RobustLoader
 from .losses import LossFn, PerSampleLoss
 
 # The default callbacks: configs/callbacks/default.yaml says the same (a test keeps them equal).
-DEFAULT_CALLBACKS: tuple[dict[str, Any], ...] = ({"name": "minority_resampling", "mix": 0.5, "mix_below": 0.04},)
+DEFAULT_CALLBACKS: tuple[dict[str, Any], ...] = (
+    {"name": "minority_resampling", "mix": 0.5, "mix_below": 0.04, "second_look": 0.5},)
 
 
 def make_callbacks(callbacks: Sequence[Mapping[str, Any] | Callback] | CallbackList | None,
@@ -240,14 +241,18 @@ class Robust:
 
     def changes_losses(self) -> bool:
         """Whether an enabled callback has a loss hook (then every step's loss must pass through it)."""
-        return any(cb.enabled and type(cb).on_loss is not Callback.on_loss for cb in self.callbacks.callbacks)
+        return bool(self.loss_changers())
+
+    def loss_changers(self) -> list[str]:
+        """The enabled callbacks whose loss hook changes the per-sample loss."""
+        return [cb.state_key for cb in self.callbacks.callbacks
+                if cb.enabled and cb.changes_loss and type(cb).on_loss is not Callback.on_loss]
 
     def step_end(self, global_step: int | None = None) -> None:
         """After an optimizer step: the step count (``global_step`` from the loop, else one more) and the hook."""
         if not self.hooked and self.current is not None and self.changes_losses():
-            names = [cb.state_key for cb in self.callbacks.callbacks if type(cb).on_loss is not Callback.on_loss]
-            raise ValueError(f"{', '.join(names)} change the per-sample loss, but this step's loss did not pass "
-                             "through them: compute it with robust.criterion(loss)(outputs, targets)")
+            raise ValueError(f"{', '.join(self.loss_changers())} change the per-sample loss, but this step's loss "
+                             "did not pass through them: compute it with robust.criterion(loss)(outputs, targets)")
         self.hooked = False
         self.state.global_step = self.state.global_step + 1 if global_step is None else global_step
         self.callbacks.on_step_end(self.state)

@@ -99,7 +99,7 @@ def test_dataset_audit_flags_the_correlated_split_and_clears_the_balanced_one(ti
                                         "averaged) predicts the label with")
     assert "a linear probe on colour statistics of the background outside the masks reaches" in biased["verdict"]
     # A check that found nothing names what it checked and what it cannot see; it flags nobody.
-    assert balanced["verdict"].startswith("no bias found by a small CNN trained briefly out of fold")
+    assert balanced["verdict"].startswith("no bias found (a small CNN trained briefly out of fold")
     assert "does not see a shortcut that a network learns only after a few passes" in balanced["verdict"]
     assert not any(row["bias_conflicting"] for row in balanced["per_sample"])
     assert biased["cramers_v"] > balanced["cramers_v"]

@@ -87,7 +87,7 @@ def test_the_network_sees_a_mark_that_colour_statistics_miss(capsys: pytest.Capt
     assert precision >= 0.7 and recall >= 0.7, (precision, recall)
     said = capsys.readouterr().out.strip().splitlines()
     assert said[0].startswith("minority_resampling: biased: a small CNN")
-    assert "no bias found by colour statistics of the border frame" in said[1] and "small marks" in said[1]
+    assert "no bias found: a probe on colour statistics of the border frame" in said[1] and "small marks" in said[1]
 
 
 @pytest.mark.parametrize("estimate", ["network", "colour"])
@@ -103,7 +103,8 @@ def test_no_bias_trains_as_plain_erm_says_so_and_bad_options_are_named(estimate:
     # No weights at all: the loop keeps its shuffle (all-1 weights would switch it to draws with replacement).
     assert callback.weights is None and CallbackList([callback]).sampling_weights(state, range(400)) is None
     said = capsys.readouterr().out.strip().splitlines()
-    assert len(said) == 1 and f"no bias found by {looked_at}" in said[0]
+    subject = looked_at if estimate == "network" else f"a probe on {looked_at}"
+    assert len(said) == 1 and f"no bias found: {subject} predicts the label" in said[0]
     assert "training as plain ERM" in said[0]
     assert not callback.wants_data_pass(state)  # decided: no second pass, no refit
     _epoch(callback, state, images, labels)
@@ -258,3 +259,99 @@ def test_mix_below_blends_only_a_small_flagged_share() -> None:
     for bad in (-0.1, 2, "small"):
         with pytest.raises(ValueError, match="mix_below must be a number in"):
             MinorityResamplingCallback(mix=0.5, mix_below=bad)
+
+
+def _trained_epoch(callback: MinorityResamplingCallback, state: TrainState, images, labels, logits,
+                   batch: int = 50) -> None:
+    """One epoch in which the model answered ``logits`` for each sample (the loss passes the callback's hook)."""
+    for start in range(0, len(images), batch):
+        rows = slice(start, start + batch)
+        step = callback.on_batch_start(state, Batch(images=images[rows], targets=labels[rows],
+                                                    indices=torch.arange(len(images))[rows]))
+        losses = torch.nn.functional.cross_entropy(logits[rows], labels[rows], reduction="none")
+        assert torch.equal(callback.on_loss(state, step, logits[rows], losses), losses)  # read, never changed
+        state.global_step += 1
+    callback.on_epoch_end(state)
+    state.epoch += 1
+
+
+def _model_logits(labels: torch.Tensor, sure_wrong: torch.Tensor, hesitant_wrong: torch.Tensor) -> torch.Tensor:
+    """Logits of a model that is right with 90%, near-certainly wrong (1%) on ``sure_wrong`` and narrowly wrong
+    (45%) on ``hesitant_wrong``."""
+    own = torch.full((len(labels),), 0.9)
+    own[sure_wrong], own[hesitant_wrong] = 0.01, 0.45
+    probabilities = torch.stack([own, 1 - own], 1)
+    probabilities[labels == 1] = probabilities[labels == 1].flip(1)
+    return probabilities.log()
+
+
+def test_a_second_look_at_the_models_own_mistakes_resamples_a_shortcut_the_estimate_missed(
+        capsys: pytest.CaptureFixture) -> None:
+    images, labels, _ = _scenes(400, correlation=0.5)  # nothing the estimate's net can see
+    generator = torch.Generator().manual_seed(1)
+    learned = torch.rand(400, generator=generator) < 0.08  # what the model's shortcut gets wrong
+    callback = MinorityResamplingCallback(second_look=0.2)
+    state = TrainState(total_steps=40)  # 8 steps an epoch: the look comes after the second epoch
+    logits = _model_logits(labels, learned, torch.zeros(400, dtype=torch.bool))
+    _trained_epoch(callback, state, images, labels, logits)
+    assert not callback.summary["biased"] and callback.weights is None
+    assert "until a second look at the model's own mistakes once it beats chance (by 20% of the run)" in \
+        capsys.readouterr().out
+    restored = MinorityResamplingCallback(second_look=0.2)
+    restored.load_state_dict(callback.state_dict())  # a resume keeps what the model answered so far
+    assert restored.predictions == callback.predictions
+    _trained_epoch(callback, state, images, labels, logits)
+    look = callback.summary["second_look"]
+    assert look["made"] and look["epoch"] == 2 and look["biased"] and look["flagged"] == int(learned.sum())
+    assert callback.flagged == set(torch.nonzero(learned).squeeze(1).tolist())
+    weights = CallbackList([callback]).sampling_weights(state, range(400))
+    for label in (0, 1):
+        rows = labels == label
+        assert weights[rows & learned].sum() == pytest.approx(float(weights[rows & ~learned].sum()))
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("minority_resampling: second look after epoch 2: the model gets")
+    assert f"biased; {int(learned.sum())} samples flagged" in said[0] and "from epoch 3 on" in said[0]
+    _trained_epoch(callback, state, images, labels, logits)  # one look only
+    assert capsys.readouterr().out == "" and callback.predictions == {}
+
+
+def test_hesitant_mistakes_keep_plain_erm_and_a_loop_that_hides_its_outputs_is_told(
+        capsys: pytest.CaptureFixture) -> None:
+    images, labels, _ = _scenes(400, correlation=0.5)
+    hesitant = torch.rand(400, generator=torch.Generator().manual_seed(2)) < 0.15
+    callback, state = MinorityResamplingCallback(second_look=0.0), TrainState()
+    _trained_epoch(callback, state, images, labels, _model_logits(labels, torch.zeros(400, dtype=torch.bool),
+                                                                   hesitant))
+    _trained_epoch(callback, state, images, labels, _model_logits(labels, torch.zeros(400, dtype=torch.bool),
+                                                                   hesitant))
+    said = capsys.readouterr().out.strip().splitlines()
+    assert "no shortcut seen; training stays plain ERM" in said[-1] and callback.weights is None
+    assert callback.summary["second_look"]["sure_mistakes"] == 0.0
+    blind, state = MinorityResamplingCallback(second_look=0.5), TrainState()
+    _epoch(blind, state, images, labels)  # the estimate before training, at the first epoch's end
+    _epoch(blind, state, images, labels)  # no loss reached the callback
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said[-1] == ("minority_resampling: no second look: the model's outputs reached minority_resampling for 0 "
+                        "of 400 training samples by epoch 2 (its loss must pass through robust.criterion); training "
+                        "stays plain ERM")
+    assert not blind.changes_loss  # a loop need not route its loss for the default
+    with pytest.raises(ValueError, match=r"second_look must be a number in \[0, 1\], got 2"):
+        MinorityResamplingCallback(second_look=2)
+
+
+def test_the_second_look_waits_until_the_model_beats_chance_or_its_deadline(capsys: pytest.CaptureFixture) -> None:
+    images, labels, _ = _scenes(400, correlation=0.5)
+    learned = torch.rand(400, generator=torch.Generator().manual_seed(3)) < 0.08
+    none = torch.zeros(400, dtype=torch.bool)
+    guessing = _model_logits(labels, none, torch.rand(400, generator=torch.Generator().manual_seed(4)) < 0.5)
+    callback, state = MinorityResamplingCallback(second_look=0.5), TrainState(total_steps=80)  # 8 steps an epoch
+    _trained_epoch(callback, state, images, labels, guessing)  # the estimate
+    _trained_epoch(callback, state, images, labels, guessing)  # about chance: no verdict yet
+    assert "second_look" not in callback.summary and callback.predictions == {}
+    _trained_epoch(callback, state, images, labels, _model_logits(labels, learned, none))
+    assert callback.summary["second_look"]["epoch"] == 3 and callback.summary["second_look"]["biased"]
+    late, state = MinorityResamplingCallback(second_look=0.2), TrainState(total_steps=80)
+    for _ in range(3):
+        _trained_epoch(late, state, images, labels, guessing)
+    assert late.summary["second_look"]["epoch"] == 2 and not late.summary["second_look"]["biased"]  # the deadline
+    assert "no shortcut seen" in capsys.readouterr().out
