@@ -29,16 +29,29 @@ from robusttrain.audit.groups import true_minority  # noqa: E402
 from robusttrain.data.benchmark import generate_benchmark, load_suites  # noqa: E402
 from robusttrain.data.transforms import build_eval_transform  # noqa: E402
 from robusttrain.data.waterbirds import WaterbirdsDataset  # noqa: E402
-from robusttrain.estimate import AUDIT, NetworkSettings, estimate_minority_network, thumbnails  # noqa: E402
+from robusttrain.estimate import (  # noqa: E402
+    ESTIMATE,
+    NetworkSettings,
+    estimate_minority_network,
+    network,  # noqa: E402
+    thumbnails,
+)
 from robusttrain.estimate.network import WIDTH  # noqa: E402
 
+DEFAULT_MIN_STEPS = network.MIN_STEPS
+
+# "audit" and "half_1run_flag0.1": the audit's and the training default's settings before they became one
+# (ESTIMATE = "half_2runs_flag0.2").
 CANDIDATES: dict[str, NetworkSettings] = {
-    "audit": AUDIT,
-    "half_1run_flag0.1": replace(AUDIT, width=WIDTH // 2, runs=1, flag_probability=0.1),
-    "full_1run_flag0.2": replace(AUDIT, runs=1),
-    "half_3runs_flag0.2": replace(AUDIT, width=WIDTH // 2),
-    "half_2runs_flag0.2": replace(AUDIT, width=WIDTH // 2, runs=2),
+    "audit": replace(ESTIMATE, width=WIDTH, runs=3),
+    "half_1run_flag0.1": replace(ESTIMATE, runs=1, flag_probability=0.1),
+    "full_1run_flag0.2": replace(ESTIMATE, width=WIDTH, runs=1),
+    "half_3runs_flag0.2": replace(ESTIMATE, runs=3),
+    "half_2runs_flag0.2": ESTIMATE,
+    "half_3runs_72steps": replace(ESTIMATE, runs=3),
+    "half_2runs_72steps": ESTIMATE,
 }
+MIN_STEPS = {"half_3runs_72steps": 70, "half_2runs_72steps": 70}  # fewer updates on small sets than the module's
 
 
 def member_views(root: Path, side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -75,9 +88,10 @@ def main() -> None:
                          "true_minority", "precision", "recall", "seconds"])
         for member in members:
             root = generate_benchmark(Path(args.data_root) / member.name, member.config)
-            images, labels, truth = member_views(root, AUDIT.side)
+            images, labels, truth = member_views(root, ESTIMATE.side)
             for name in args.settings:
                 for seed in args.seeds:
+                    network.MIN_STEPS = MIN_STEPS.get(name, DEFAULT_MIN_STEPS)
                     start = time.perf_counter()
                     found = estimate_minority_network(images, labels, int(labels.max()) + 1, seed,
                                                       settings=CANDIDATES[name])

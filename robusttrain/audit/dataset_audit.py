@@ -2,8 +2,8 @@
 
 Two checks of the training estimate (:mod:`robusttrain.estimate`), both out of fold:
 
-- the deciding one: a small CNN trained briefly on the whole images (the training estimate's rule and thumbnail side
-  with a net twice as wide, its answers averaged over three runs: :data:`~robusttrain.estimate.network.AUDIT`). A
+- the deciding one: a small CNN trained briefly on the whole images, the very estimate the default callback makes
+  before training (:data:`~robusttrain.estimate.network.ESTIMATE`: one answer about one dataset). A
   shortcut of any kind (colour, texture, layout, a small mark, context) is what a network learns first; where the
   nets predict labels clearly above chance and enough of their mistakes are near-certain ones, the split is biased
   and their confident mistakes are the flagged minority;
@@ -28,7 +28,7 @@ from ..estimate import (
     thumbnails,
 )
 from ..estimate.base import MinorityEstimate
-from ..estimate.network import AUDIT, as_input, fit_shortcut_net
+from ..estimate.network import ESTIMATE, as_input, fit_shortcut_net
 from .loading import NoReadableImages
 from .samples import sample_scores
 
@@ -87,7 +87,7 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     features, images, labels, ids, paths, sources = [], [], [], [], [], set()
     for batch in batches:
         features.append(background_features(batch["image"], batch.get("mask")))
-        images.append(thumbnails(batch["image"], AUDIT.side))
+        images.append(thumbnails(batch["image"], ESTIMATE.side))
         labels.append(batch["target"])
         ids += batch["index"].tolist()
         paths += batch["path"]
@@ -97,7 +97,7 @@ def dataset_audit(batches: Iterable[dict[str, Any]], num_classes: int, clusters:
     x, y = torch.cat(features), torch.cat(labels).long()
     looked_at = LOOKS_AT_COLOUR if sources == {"border"} else "colour statistics of the background outside the masks"
     colour = estimate_minority_colour(x, y, num_classes, seed, looked_at)
-    network = estimate_minority_network(torch.cat(images), y, num_classes, seed, settings=AUDIT)
+    network = estimate_minority_network(torch.cat(images), y, num_classes, seed, settings=ESTIMATE)
     counts = torch.bincount(y, minlength=num_classes)
     assignment = kmeans(x, min(clusters, max(2, len(y) // 20)), seed=seed)
     table = torch.zeros(num_classes, int(assignment.max()) + 1, dtype=torch.long)
@@ -121,7 +121,7 @@ def _verdict(network: MinorityEstimate, colour: MinorityEstimate) -> str:
     sure = "n/a" if network.sure_mistakes is None else f"{100 * network.sure_mistakes:.0f}%"
     figures = (f"{network.looked_at} predicts the label with {100 * network.accuracy:.1f}% accuracy vs "
                f"{100 * network.chance:.1f}% chance, {sure} of its mistakes near-certain (label probability under "
-               f"{AUDIT.sure_probability:g}/K); a linear probe on "
+               f"{ESTIMATE.sure_probability:g}/K); a linear probe on "
                f"{colour.looked_at} reaches {100 * colour.accuracy:.1f}%")
     if network.biased:
         return f"BIASED: {figures}"

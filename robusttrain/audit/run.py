@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..estimate import AUDIT, BIAS_MARGIN
+from ..estimate import BIAS_MARGIN, ESTIMATE
 from .blur import blur_protocol
 from .dataset_audit import ShortcutPredictor, dataset_audit
 from .figures import cluster_grid, conflicting_lists, shortcut_maps
@@ -138,7 +138,7 @@ def _dataset_section(args: argparse.Namespace, dataset: Any, info: dict[str, Any
     sections.figures["clusters"] = cluster_grid(dataset, rows, dataset.class_names, audit["cluster_table"],
                                                 highlight=audit["biased"])
     if net is not None:
-        sections.figures["shortcut"] = shortcut_maps(dataset, rows, dataset.class_names, net, AUDIT.side)
+        sections.figures["shortcut"] = shortcut_maps(dataset, rows, dataset.class_names, net, ESTIMATE.side)
     print(audit["verdict"])
     if audit["biased"] and "groups" in audit and not audit["groups"]["recovery"]["balanced"]:
         found = audit["groups"]["recovery"]

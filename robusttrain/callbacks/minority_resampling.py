@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..estimate import (
-    TRAINING,
+    ESTIMATE,
     background_features,
     balanced_weights,
     estimate_minority_colour,
@@ -45,7 +45,7 @@ BLIND_TO = {"network": "a shortcut that a network learns only after a few passes
 
 def decision_line(summary: dict[str, Any]) -> str:
     """What the estimate found and what training does about it, in one line (from
-    ``MinorityResamplingCallback.summary``)."""
+    ``MinorityResamplingCallback.summary``); after a second look, what that found too."""
     subject = summary["looked_at"] if summary["estimate"] == "network" else f"a probe on {summary['looked_at']}"
     figures = (f"{subject} predicts the label with {100 * summary['estimate_accuracy']:.1f}% "
                f"accuracy vs {100 * summary['chance']:.1f}% chance (margin {100 * summary['margin']:.1f})")
@@ -56,6 +56,8 @@ def decision_line(summary: dict[str, Any]) -> str:
             blended = f"; no blends: {summary['no_blends']}"
         return (f"{NAME}: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
                 f"the minority and drawn as often, per label, as the rest{blended}")
+    if summary.get("second_look"):
+        return f"{NAME}: no bias found before training: {figures}. {second_look_line(summary)}"
     if summary.get("second_look_at"):
         return (f"{NAME}: no bias found: {figures}; training as plain ERM (no resampling) "
                 f"until a second look at the model's own mistakes once it beats chance (by "
@@ -207,7 +209,7 @@ class MinorityResamplingCallback(Callback):
         labels = self.labels_of(batch.targets).cpu()
         rows = batch.unchanged_rows().cpu()
         images = batch.images.detach()
-        views = thumbnails(images, TRAINING.side) if self.estimate == "network" else background_features(images).cpu()
+        views = thumbnails(images, ESTIMATE.side) if self.estimate == "network" else background_features(images).cpu()
         for sample_id, label, view in zip(ids[rows].tolist(), labels[rows].tolist(),
                                           views[rows], strict=True):
             self.views[sample_id], self.labels[sample_id] = view.clone(), label
@@ -295,7 +297,7 @@ class MinorityResamplingCallback(Callback):
             probability = torch.tensor([self.predictions[i][0] for i in ids])
             correct = torch.tensor([self.predictions[i][1] for i in ids])
             found = judge_model_predictions(labels, correct, probability, int(max(self.labels.values())) + 1,
-                                            TRAINING)
+                                            ESTIMATE)
             if not last and found.accuracy < found.chance + found.margin:
                 self.predictions.clear()  # not learned enough yet: look again after the next epoch
                 return
@@ -338,7 +340,7 @@ class MinorityResamplingCallback(Callback):
         labels = torch.tensor([self.labels[i] for i in ids])
         views, num_classes = torch.stack([self.views[i] for i in ids]), int(labels.max()) + 1
         if self.estimate == "network":
-            found = estimate_minority_network(views, labels, num_classes, self.seed, device, TRAINING)
+            found = estimate_minority_network(views, labels, num_classes, self.seed, device, ESTIMATE)
         else:
             found = estimate_minority_colour(views, labels, num_classes, self.seed)
         self.weights, self.flagged = None, set()

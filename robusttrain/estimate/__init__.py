@@ -17,16 +17,15 @@ from .colour import (
     estimate_minority_colour,
 )
 from .model_look import ModelLook, judge_model_predictions
-from .network import AUDIT, LOOKS_AT_NETWORK, TRAINING, NetworkSettings, estimate_minority_network, thumbnails
+from .network import ESTIMATE, LOOKS_AT_NETWORK, NetworkSettings, estimate_minority_network, thumbnails
 from .weights import balanced_weights
 
 __all__ = [
-    "AUDIT",
     "BIAS_MARGIN",
+    "ESTIMATE",
     "HISTOGRAM_BINS",
     "LOOKS_AT_COLOUR",
     "LOOKS_AT_NETWORK",
-    "TRAINING",
     "MinorityEstimate",
     "ModelLook",
     "NetworkSettings",

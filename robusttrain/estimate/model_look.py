@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import BIAS_MARGIN
-from .network import TRAINING, NetworkSettings
+from .network import ESTIMATE, NetworkSettings
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ModelLook:
 
 
 def judge_model_predictions(labels: torch.Tensor, correct: torch.Tensor, label_probability: torch.Tensor,
-                            num_classes: int, settings: NetworkSettings = TRAINING) -> ModelLook:
+                            num_classes: int, settings: NetworkSettings = ESTIMATE) -> ModelLook:
     """Judge the model's predictions of ``labels`` (``correct`` bool and the probability it gave each sample's own
     label, both ``(N,)``) by the network estimate's rule (``settings``: sure and flag thresholds over K)."""
     counts = torch.bincount(labels, minlength=num_classes)

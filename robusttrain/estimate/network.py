@@ -8,8 +8,9 @@ none exists its mistakes are hesitant. So a split counts as biased when the net 
 enough of its mistakes are sure ones; the flags are its near-certain mistakes.
 
 The net is the estimate's own, on thumbnails of at most 64 px (small marks and context strips survive there), so
-its cost does not grow with the user's model. :data:`TRAINING` (the callbacks') is half as wide as :data:`AUDIT`
-(the dataset audit's, which averages three runs because one run's flags depend on its seed). Figures: BENCHMARKS.md.
+its cost does not grow with the user's model. One setting, :data:`ESTIMATE`, serves the callbacks and the dataset
+audit, so both give one answer about one dataset: two runs averaged, because one run's verdict and flags depend on
+its seed. Figures: BENCHMARKS.md; the choice: research/results.md.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ class NetworkSettings:
     flag_probability: float | None = None
 
 
-# One rule for both (biased when at least 15% of the mistakes give the true label under 0.1 / K). The training net
-# is half as wide and runs once, flagging mistakes under 0.1 / K; the audit averages three runs, flags under 0.2 / K.
-AUDIT = NetworkSettings(side=2 * THUMBNAIL_SIDE, runs=3, sure_share=0.15, sure_probability=0.1, flag_probability=0.2)
-TRAINING = replace(AUDIT, width=WIDTH // 2, runs=1, flag_probability=0.1)
+# The callbacks' and the audit's: a half-width net, two runs averaged; biased when at least 15% of the mistakes give
+# the true label under 0.1 / K, flagging the mistakes under 0.2 / K.
+ESTIMATE = NetworkSettings(side=2 * THUMBNAIL_SIDE, width=WIDTH // 2, runs=2, sure_share=0.15, sure_probability=0.1,
+                           flag_probability=0.2)
 
 
 class ShortcutNet(nn.Module):
@@ -229,7 +230,7 @@ def looked_at(settings: NetworkSettings) -> str:
 
 def estimate_minority_network(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int = 0,
                               device: torch.device | str = "cpu",
-                              settings: NetworkSettings = TRAINING) -> MinorityEstimate:
+                              settings: NetworkSettings = ESTIMATE) -> MinorityEstimate:
     """:func:`averaged_out_of_fold` on ``images`` (uint8 thumbnails at ``settings.side``), judged by
     :func:`~.base.judge` and biased only where enough mistakes are sure ones (:func:`sure_mistakes`): then the
     samples the nets get wrong (or only those under ``settings.flag_probability`` / K) are the estimated minority.

@@ -95,7 +95,7 @@ def test_dataset_audit_flags_the_correlated_split_and_clears_the_balanced_one(ti
     balanced = dataset_audit(read_batches(test, 64), 2)
     assert biased["biased"] and biased["estimate_accuracy"] > 0.8, biased["verdict"]
     assert not balanced["biased"] and balanced["estimate_accuracy"] < 0.7, balanced["verdict"]
-    assert biased["verdict"].startswith("BIASED: a small CNN trained briefly out of fold on the whole images (3 runs "
+    assert biased["verdict"].startswith("BIASED: a small CNN trained briefly out of fold on the whole images (2 runs "
                                         "averaged) predicts the label with")
     assert "a linear probe on colour statistics of the background outside the masks reaches" in biased["verdict"]
     # A check that found nothing names what it checked and what it cannot see; it flags nobody.

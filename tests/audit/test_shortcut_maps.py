@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robusttrain.audit import dataset_audit
-from robusttrain.estimate import AUDIT, thumbnails
+from robusttrain.estimate import ESTIMATE, thumbnails
 from robusttrain.estimate.network import as_input
 from robusttrain.eval import energy_in_mask, pointing_game
 from robusttrain.maps import Occlusion
@@ -46,8 +46,8 @@ def test_occlusion_maps_of_the_estimates_net_land_on_the_mark_that_predicts_the_
                      key=lambda r: -r["estimate_p_label"])[:8]
     ids = torch.tensor([r["id"] for r in typical])
     assert marks[ids].flatten(1).amax(1).all()
-    maps = Occlusion(audit["shortcut_net"], scale="probability")(as_input(thumbnails(batch["image"][ids], AUDIT.side)),
-                                                                 torch.ones(len(ids), dtype=torch.long))
+    inputs = as_input(thumbnails(batch["image"][ids], ESTIMATE.side))
+    maps = Occlusion(audit["shortcut_net"], scale="probability")(inputs, torch.ones(len(ids), dtype=torch.long))
     assert (maps.flatten(1).amax(1) > 0.05).float().mean() >= 0.75  # filling the mark moves the net's answer
     assert pointing_game(maps, marks[ids]).float().mean() >= 0.75
     assert energy_in_mask(maps, marks[ids]).mean() > 5 * marks[ids].mean()  # far above a uniform map's share

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from robusttrain.audit.dataset_audit import dataset_audit
 from robusttrain.callbacks import CallbackError, CallbackList, MinorityResamplingCallback, build_callbacks
 from robusttrain.callbacks.minority_resampling import decision_line
 from robusttrain.data import AdaptiveEpochSampler
@@ -311,6 +312,7 @@ def test_a_second_look_at_the_models_own_mistakes_resamples_a_shortcut_the_estim
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and said[0].startswith("minority_resampling: second look after epoch 2: the model gets")
     assert f"biased; {int(learned.sum())} samples flagged" in said[0] and "from epoch 3 on" in said[0]
+    assert decision_line(callback.summary).endswith(said[0])  # the run's decision line tells both
     _trained_epoch(callback, state, images, labels, logits)  # one look only
     assert capsys.readouterr().out == "" and callback.predictions == {}
 
@@ -355,3 +357,17 @@ def test_the_second_look_waits_until_the_model_beats_chance_or_its_deadline(caps
         _trained_epoch(late, state, images, labels, guessing)
     assert late.summary["second_look"]["epoch"] == 2 and not late.summary["second_look"]["biased"]  # the deadline
     assert "no shortcut seen" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("correlation", [0.9, 0.5], ids=["biased", "unbiased"])
+def test_the_default_and_the_dataset_audit_give_one_answer(correlation: float) -> None:
+    images, labels, _ = _marked_scenes(400, correlation=correlation)
+    callback = MinorityResamplingCallback()
+    _epoch(callback, TrainState(), images, labels)
+    batches = [{"image": images[start : start + 100], "target": labels[start : start + 100],
+                "index": torch.arange(start, start + 100), "path": [f"{i}.png" for i in range(start, start + 100)]}
+               for start in range(0, 400, 100)]
+    audit = dataset_audit(batches, num_classes=2)
+    assert audit["biased"] == callback.summary["biased"] == (correlation == 0.9)
+    assert audit["estimate_accuracy"] == callback.summary["estimate_accuracy"]
+    assert {row["id"] for row in audit["per_sample"] if row["bias_conflicting"]} == callback.flagged

@@ -3,15 +3,16 @@ is reproducible and leaves the global RNG alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from robusttrain.estimate import estimate_minority_network, thumbnails
 from robusttrain.estimate.network import (
-    AUDIT,
+    ESTIMATE,
     LOOKS_AT_NETWORK,
     THUMBNAIL_SIDE,
-    TRAINING,
     NetworkSettings,
     averaged_out_of_fold,
     looked_at,
@@ -34,8 +35,8 @@ def _striped(count: int, correlation: float, seed: int = 0) -> tuple[torch.Tenso
 
 def test_the_flags_are_the_minority_of_a_texture_shortcut() -> None:
     images, labels, minority = _striped(400, correlation=0.9)
-    estimate = estimate_minority_network(thumbnails(images, TRAINING.side), labels, 2)
-    assert estimate.biased and estimate.sure_mistakes >= TRAINING.sure_share
+    estimate = estimate_minority_network(thumbnails(images, ESTIMATE.side), labels, 2)
+    assert estimate.biased and estimate.sure_mistakes >= ESTIMATE.sure_share
     flagged = estimate.flagged
     assert (flagged & minority).sum() / flagged.sum() >= 0.8 and (flagged & minority).sum() / minority.sum() >= 0.8
 
@@ -66,7 +67,8 @@ def test_sure_mistakes_count_confident_wrong_answers_only() -> None:
     assert sure_mistakes(probabilities, labels, below=0.08) == 0.0  # 0.05 is not under 0.08 / 2
 
 
-@pytest.mark.parametrize("settings", [TRAINING, AUDIT], ids=["training", "audit"])
+@pytest.mark.parametrize("settings", [ESTIMATE, replace(ESTIMATE, runs=1, flag_probability=0.1)],
+                         ids=["estimate", "one_run"])
 def test_the_settings_flag_only_confident_mistakes(settings: NetworkSettings) -> None:
     images, labels, minority = _striped(400, correlation=0.9)
     estimate = estimate_minority_network(thumbnails(images, settings.side), labels, 2, settings=settings)
@@ -77,7 +79,7 @@ def test_the_settings_flag_only_confident_mistakes(settings: NetworkSettings) ->
     assert (estimate.flagged & minority).sum() / estimate.flagged.sum() >= 0.8  # still the minority
 
 
-def test_the_training_estimate_is_one_run_and_the_audit_averages_three() -> None:
+def test_one_run_is_as_it_is_and_runs_are_averaged_geometrically() -> None:
     generator = torch.Generator().manual_seed(4)
     images = torch.randint(0, 256, (160, 3, 16, 16), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 2, (160,), generator=generator)
@@ -88,8 +90,8 @@ def test_the_training_estimate_is_one_run_and_the_audit_averages_three() -> None
     averaged = averaged_out_of_fold(images, labels, 2, seed=7, width=4, runs=3)
     geometric = torch.stack(runs).clamp_min(1e-6).log().mean(0).exp()
     assert torch.allclose(averaged, geometric / geometric.sum(1, keepdim=True), atol=1e-6)
-    assert TRAINING.runs == 1 and AUDIT.runs == 3
-    assert "3 runs averaged" in looked_at(AUDIT) and looked_at(TRAINING) == LOOKS_AT_NETWORK
+    assert ESTIMATE.runs == 2 and "2 runs averaged" in looked_at(ESTIMATE)
+    assert looked_at(replace(ESTIMATE, runs=1)) == LOOKS_AT_NETWORK
 
 
 def test_every_mistake_is_flagged_when_the_settings_say_so() -> None:
