@@ -98,7 +98,7 @@ def test_no_bias_trains_as_plain_erm_says_so_and_bad_options_are_named(estimate:
     callback, state = MinorityResamplingCallback(estimate=estimate), TrainState()
     _epoch(callback, state, images, labels)
     assert not callback.summary["biased"] and callback.summary["decision"] == "train as plain ERM"
-    looked_at = {"network": "a small CNN trained briefly out of fold on the whole images",
+    looked_at = {"network": "a small CNN trained briefly out of fold on the whole images (2 runs averaged)",
                  "colour": "colour statistics of the border frame"}[estimate]
     assert callback.summary["looked_at"] == looked_at
     # No weights at all: the loop keeps its shuffle (all-1 weights would switch it to draws with replacement).
