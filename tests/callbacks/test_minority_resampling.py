@@ -359,6 +359,7 @@ def test_the_second_look_waits_until_the_model_beats_chance_or_its_deadline(caps
     assert "no shortcut seen" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("correlation", [0.9, 0.5], ids=["biased", "unbiased"])
 def test_the_default_and_the_dataset_audit_give_one_answer(correlation: float) -> None:
     images, labels, _ = _marked_scenes(400, correlation=correlation)
