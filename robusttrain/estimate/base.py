@@ -50,15 +50,20 @@ class MinorityEstimate:
         return wrong & (label_probability(self.out_of_fold, self.labels) < self.flag_below)
 
 
+def chance_and_margin(labels: torch.Tensor, num_classes: int) -> tuple[float, float]:
+    """Chance (the largest class share of ``labels``) and the margin a prediction must clear above it:
+    ``max(BIAS_MARGIN, 3 standard errors)``."""
+    chance = float(torch.bincount(labels, minlength=num_classes).max()) / len(labels)
+    return chance, max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(labels)))
+
+
 def judge(looked_at: str, labels: torch.Tensor, num_classes: int,
           predict: Callable[[], torch.Tensor]) -> MinorityEstimate:
     """Run ``predict`` (out-of-fold probabilities) unless there is one label only, and say whether it predicts
     ``labels`` clearly: accuracy at least ``max(BIAS_MARGIN, 3 standard errors)`` above chance."""
-    counts = torch.bincount(labels, minlength=num_classes)
-    chance = float(counts.max()) / len(labels)
-    one_label = int((counts > 0).sum()) < 2
+    chance, margin = chance_and_margin(labels, num_classes)
+    one_label = int((torch.bincount(labels, minlength=num_classes) > 0).sum()) < 2
     out_of_fold = torch.ones(len(labels), num_classes) / num_classes if one_label else predict()
     accuracy = float((out_of_fold.argmax(1) == labels).float().mean())
-    margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(labels)))
     biased = accuracy >= chance + margin and not one_label
     return MinorityEstimate(looked_at, labels, out_of_fold, accuracy, chance, margin, biased, one_label)

@@ -9,12 +9,11 @@ that is still learning the object hesitates); the flags are its near-certain mis
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from .base import BIAS_MARGIN
+from .base import chance_and_margin
 from .network import ESTIMATE, NetworkSettings
 
 
@@ -37,9 +36,7 @@ def judge_model_predictions(labels: torch.Tensor, correct: torch.Tensor, label_p
                             num_classes: int, settings: NetworkSettings = ESTIMATE) -> ModelLook:
     """Judge the model's predictions of ``labels`` (``correct`` bool and the probability it gave each sample's own
     label, both ``(N,)``) by the network estimate's rule (``settings``: sure and flag thresholds over K)."""
-    counts = torch.bincount(labels, minlength=num_classes)
-    chance = float(counts.max()) / len(labels)
-    margin = max(BIAS_MARGIN, 3 * math.sqrt(chance * (1 - chance) / len(labels)))
+    chance, margin = chance_and_margin(labels, num_classes)
     accuracy = float(correct.float().mean())
     wrong = ~correct
     mistakes = int(wrong.sum())
