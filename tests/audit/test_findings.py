@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,9 @@ def test_groups_of_the_model_audit_and_the_verdict(train_audit: Path) -> None:
     assert groups["worst_group_accuracy"] == min(g["accuracy"] for g in groups["groups"])
     assert "blurring the background (radius 10) costs" in summary["verdict"]
     swapped = summary["overall"]["background_swap_accuracy"]  # the benchmark has masks: the object is swapped
-    assert 0 <= swapped <= 1 and f"another label's background {100 * swapped:.1f}%" in summary["verdict"]
+    # as a signal ("... background it reaches X%") when it falls well below average, else as a figure ("... X%")
+    said = re.search(r"another label's background (?:it reaches )?(\d+\.\d)%", summary["verdict"])
+    assert 0 <= swapped <= 1 and said and said.group(1) == f"{100 * swapped:.1f}"
     page = (train_audit / "report.html").read_text()
     for section in ("Backgrounds by cluster and label", "Most bias-conflicting samples per label",
                     "Accuracy per true group", "model-verdict", "alt='blur chart'", "True groups"):
