@@ -101,6 +101,21 @@ def test_the_seventh_suite_reserves_fresh_members_with_visible_symbols_and_copie
     assert development == [(m.name, m.config) for m in earlier[5] if m.role == "development"]
 
 
+def test_the_eighth_suite_reserves_fresh_members_of_every_kind_and_copies_the_sevenths_development() -> None:
+    earlier = [load_suite(SUITES / f"suite_v{v}.yaml") for v in range(1, 8)]
+    checks = [load_suite(SUITES / f"{name}.yaml") for name in ("flags_v1", "flags_v2", "second_pass_dev")]
+    members = load_suite(SUITES / "suite_v8.yaml")
+    reserved = [m.config for m in members if m.role == "reserved"]
+    assert {c.shortcut for c in reserved} == {"colour", "stripes", "halves", "mark", "context"}
+    assert any(c.shortcut == "stripes" and c.object_area[1] < 0.1 for c in reserved)  # a small object
+    seen = [m.config for suite in earlier + checks for m in suite]
+    assert not set(seen) & set(reserved) and {c.seed for c in seen}.isdisjoint({c.seed for c in reserved})
+    development = [(m.name, m.config) for m in members if m.role == "development"]
+    second_pass = {f"dev_{m.name}": m.config for m in checks[2]}
+    assert development[:11] == [(m.name, m.config) for m in earlier[6] if m.role == "development"]
+    assert all(second_pass[name] == config for name, config in development[11:])
+
+
 def recipe_default_suite() -> Path:
     return Path(_recipe().build_parser().get_default("suite")[0])
 

@@ -83,7 +83,7 @@ def _backgrounds(kind: str, place: int, count: int = 40) -> tuple[np.ndarray, li
     return np.mean(means, 0), images
 
 
-@pytest.mark.parametrize("kind", ["texture", "mark", "context"])
+@pytest.mark.parametrize("kind", ["texture", "stripes", "halves", "mark", "context"])
 def test_a_non_colour_shortcut_keeps_the_colours_of_every_place(kind: str) -> None:
     colour_gap = np.abs(_backgrounds("colour", 0)[0] - _backgrounds("colour", 1)[0]).max()
     first, images = _backgrounds(kind, 0)
@@ -152,6 +152,42 @@ def test_contrasting_ink_makes_every_symbol_stand_out_and_changes_nothing_else(
     assert after.min() > 50  # ... the option none
 
 
+def _along_rows_and_columns(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Mean absolute step between neighbouring background pixels along a row and along a column."""
+    grey, outside = image.astype(float).mean(2), mask < 0.01
+    along_row = np.abs(np.diff(grey, axis=1))[outside[:, 1:] & outside[:, :-1]].mean()
+    along_column = np.abs(np.diff(grey, axis=0))[outside[1:] & outside[:-1]].mean()
+    return along_row, along_column
+
+
+def test_stripes_run_along_the_axis_of_their_place_and_a_flip_keeps_it() -> None:
+    config = BenchmarkConfig(shortcut="stripes", texture_amplitude=40, seed=6)
+    for i in range(6):
+        for place in (0, 1):
+            image, mask = render_sample(config, "train", i, y=i % 2, place=place)
+            for view, view_mask in ((image, mask), (image[:, ::-1], mask[:, ::-1])):
+                along_row, along_column = _along_rows_and_columns(view, view_mask)
+                assert (along_row > 1.5 * along_column) if place == 0 else (along_column > 1.5 * along_row)
+
+
+def test_halves_tell_the_place_only_by_comparing_top_and_bottom() -> None:
+    config = BenchmarkConfig(shortcut="halves", shapes=("tee", "triangle"), domains=("sky", "lunar"), seed=7)
+    tops, gaps = {0: [], 1: []}, {0: [], 1: []}
+    for i in range(40):
+        for place in (0, 1):
+            image, mask = render_sample(config, "train", i, y=0, place=place)
+            rows = np.arange(64)[:, None].repeat(64, 1)
+            top = image[(rows < 20) & (mask < 0.01)].mean(0)
+            bottom = image[(rows >= 44) & (mask < 0.01)].mean(0)
+            tops[place].append(top)
+            gaps[place].append(np.abs(top - bottom).mean())
+            grey = [bool((image[r][mask[r] == 0] == 128).all()) for r in range(64)]
+            assert "1" * 8 in "".join(str(int(g)) for g in grey[20:44])  # a grey band keeps the photos apart
+    # Each half alone has the colours of every place; how far the two halves differ is the place.
+    assert np.abs(np.mean(tops[0], 0) - np.mean(tops[1], 0)).max() < 15
+    assert np.mean(gaps[1]) > 1.5 * np.mean(gaps[0])
+
+
 def test_a_benchmark_written_before_the_texture_amplitude_is_still_reused(tmp_path: Path) -> None:
     config = BenchmarkConfig(**{**TINY.__dict__, "shortcut": "texture", "n_train": 8, "n_val": 4, "n_test": 4})
     root = generate_benchmark(tmp_path / "older", config, workers=1)
@@ -179,7 +215,8 @@ def test_existing_benchmark_is_reused_but_a_different_config_is_refused(tiny_ben
      ({"shortcut": "texture", "texture_amplitude": 0}, "texture_amplitude must be in"),
      ({"shortcut": "texture", "texture_amplitude": 200}, "texture_amplitude must be in"),
      ({"shortcut": "texture", "texture_amplitude": True}, "texture_amplitude must be in"),
-     ({"shortcut": "mark", "texture_amplitude": 90}, "texture_amplitude applies to shortcut 'texture' only"),
+     ({"shortcut": "mark", "texture_amplitude": 90}, "applies to shortcuts 'texture' and 'stripes' only"),
+     ({"shortcut": "halves", "texture_amplitude": 30}, "applies to shortcuts 'texture' and 'stripes' only"),
      ({"shortcut": "mark", "ink": "neon"}, "unknown ink 'neon'"),
      ({"shortcut": "colour", "ink": "contrasting"}, "ink applies to shortcuts 'mark' and 'context' only")],
 )

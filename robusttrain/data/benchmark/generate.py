@@ -27,7 +27,7 @@ from PIL import Image
 
 from .backgrounds import DOMAINS
 from .shapes import HOLED_SHAPES, SHAPES, AppearanceDraw, ShapeDraw, draw_appearance, draw_shape, paint, rasterise
-from .shortcuts import GRATING_AMPLITUDE, INKS, check_shortcut, render_scene
+from .shortcuts import GRATING_AMPLITUDE, GRATINGS, INKS, check_shortcut, render_scene
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 2  # 2: attribute columns in metadata.csv
@@ -56,10 +56,12 @@ class BenchmarkConfig:
         shapes: names from ``SHAPES`` (default: the first K).
         domains: names from ``DOMAINS`` (default: the first K).
         shortcut: what carries the spurious ``place`` (:data:`~.shortcuts.SHORTCUTS`): ``colour`` (the background
-            domain), ``texture`` (a grating's orientation over colour-matched photos), ``mark`` (a small symbol
+            domain), ``texture`` (a grating's orientation over colour-matched photos), ``stripes`` (the axis of
+            fine, faint stripes), ``halves`` (whether the photos above and below a band share a domain: a
+            relation, learned after the first passes), ``mark`` (a small symbol
             anywhere outside the object) or ``context`` (a strip touching the object).
-        texture_amplitude: the ``texture`` kind's grating amplitude on the 0..255 scale (how loudly the shortcut
-            speaks; the object is drawn over it, unchanged). Only the texture kind has one.
+        texture_amplitude: the ``texture`` and ``stripes`` kinds' grating amplitude on the 0..255 scale (how
+            loudly the shortcut speaks; the object is drawn over it, unchanged). Only those kinds have one.
         ink: how the ``mark`` and ``context`` kinds colour their symbol (:data:`~.shortcuts.INKS`): ``any``, dark
             or light at random (some symbols all but vanish into the photo), or ``contrasting``, each symbol turned
             to its negative where that differs more from the photo it covers (every symbol visible).
@@ -106,8 +108,9 @@ class BenchmarkConfig:
         amplitude = self.texture_amplitude
         if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= 127.5:
             raise ValueError(f"texture_amplitude must be in (0, 127.5], got {amplitude}")
-        if self.shortcut != "texture" and amplitude != GRATING_AMPLITUDE:
-            raise ValueError(f"texture_amplitude applies to shortcut 'texture' only, not {self.shortcut!r}")
+        if self.shortcut not in GRATINGS and amplitude != GRATING_AMPLITUDE:
+            raise ValueError(f"texture_amplitude applies to shortcuts {' and '.join(map(repr, GRATINGS))} only, "
+                             f"not {self.shortcut!r}")
         if self.ink not in INKS:
             raise ValueError(f"unknown ink {self.ink!r}; choose from {list(INKS)}")
         if self.ink != "any" and self.shortcut not in ("mark", "context"):

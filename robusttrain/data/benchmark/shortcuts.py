@@ -5,6 +5,14 @@ split's ``correlation``; the kinds differ in *what* of the picture ``place`` cha
 
 - ``colour``: the background domain, a colour-graded family of photos (:mod:`.backgrounds`).
 - ``texture``: an oriented grating over photos drawn from every domain: only the background's structure differs.
+  With two places its orientations are the two diagonals, which a horizontal flip swaps: under flip augmentation
+  the shortcut agrees with the label half the time, so it takes a loud grating to teach it.
+- ``stripes``: fine stripes of a few pixels over photos drawn from every domain, their axis the place (with two
+  places, rows or columns, which a horizontal flip keeps): a weak, high-frequency signal that networks pick up
+  after the broad features they learn first, so a brief look may not see it while a full run learns it.
+- ``halves``: the top and bottom of the picture are photos of two domains, apart by a grey band; the place is
+  how far apart their domains are (0: the same domain), so each half alone has every place's colours and only
+  comparing the two tells it: a relation that a network learns later than a colour or a texture.
 - ``mark``: a small symbol stamped anywhere outside the object (``ink: any`` lets some vanish into the photo under
   them; ``contrasting`` keeps each one visible).
 - ``context``: a strip touching the object's lower edge, one pattern per place.
@@ -22,9 +30,12 @@ from PIL import Image, ImageDraw
 from .backgrounds import DOMAINS, render_background
 from .shapes import SUPERSAMPLE
 
-SHORTCUTS = ("colour", "texture", "mark", "context")
+SHORTCUTS = ("colour", "texture", "stripes", "halves", "mark", "context")
 INKS = ("any", "contrasting")  # how the mark and context kinds colour their symbol (module docstring)
 GRATING_AMPLITUDE = 60.0  # the texture kind's default grating, added to the photo (0..255 scale; zero mean)
+STRIPE_PERIOD = (0.05, 0.07)  # the stripes kind's period, as a share of the image side (3-4.5 px at 64)
+GRATINGS = ("texture", "stripes")
+HALVES_SPLIT, HALVES_BAND = (0.4, 0.6), 0.12  # the halves kind: where the band's middle is, its height (shares)  # the kinds that take an amplitude
 MARK_SIDE = (0.2, 0.26)  # side of the mark kind's symbol, as a share of the image side
 MARKS = ("plus", "ring", "bar", "corner", "cross", "dot", "triangle", "square")
 CONTEXTS = ("bar", "wave", "dots", "zigzag", "double", "steps", "comb", "arc")
@@ -34,7 +45,9 @@ def check_shortcut(kind: str, num_classes: int) -> None:
     """Raise ValueError naming the problem if ``kind`` cannot carry ``num_classes`` places."""
     if kind not in SHORTCUTS:
         raise ValueError(f"unknown shortcut kind {kind!r}; choose from {list(SHORTCUTS)}")
-    available = {"colour": len(DOMAINS), "texture": 8, "mark": len(MARKS), "context": len(CONTEXTS)}[kind]
+    available = {"colour": len(DOMAINS), "texture": 8, "stripes": 8, "halves": len(DOMAINS),
+                 "mark": len(MARKS),
+                 "context": len(CONTEXTS)}[kind]
     if num_classes > available:
         raise ValueError(f"shortcut {kind!r} has {available} places, num_classes is {num_classes}")
 
@@ -44,19 +57,35 @@ def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarr
     """The background of one sample, float32 ``(size, size, 3)`` in 0..255, carrying ``place`` as ``kind`` says.
 
     ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it);
-    ``amplitude`` is the texture kind's grating amplitude; ``ink_rule`` (:data:`INKS`) how the mark and context
+    ``amplitude`` is the texture and stripes kinds' grating amplitude; ``ink_rule`` (:data:`INKS`) how the mark and context
     kinds colour their symbol.
     """
     if kind == "colour":
         return render_background(domains[place], size, rng).astype(np.float32)
+    if kind == "halves":
+        return _halves(place, domains, size, rng)
     photo = render_background(domains[int(rng.integers(len(domains)))], size, rng).astype(np.float32)
     if kind == "texture":
         return _grating(photo, place, len(domains), rng, amplitude)
+    if kind == "stripes":
+        return _stripes(photo, place, len(domains), rng, amplitude)
     ink = _ink(rng)
     coverage = _mark(place, size, mask, rng) if kind == "mark" else _context(place, size, mask, rng)
     if ink_rule == "contrasting":
         ink = contrasting_ink(ink, photo, coverage)
     return _stamp(photo, coverage, ink)
+
+
+def _halves(place: int, domains: tuple[str, ...], size: int, rng: np.random.Generator) -> np.ndarray:
+    """A photo of a random domain above one of the domain ``place`` steps further, a grey band between them."""
+    first = int(rng.integers(len(domains)))
+    top = render_background(domains[first], size, rng).astype(np.float32)
+    bottom = render_background(domains[(first + place) % len(domains)], size, rng).astype(np.float32)
+    middle = int(round(size * rng.uniform(*HALVES_SPLIT)))
+    band = max(1, int(round(size * HALVES_BAND / 2)))
+    scene = np.concatenate([top[:middle], bottom[middle:]])
+    scene[max(0, middle - band) : middle + band] = 128.0
+    return scene
 
 
 def _ink(rng: np.random.Generator) -> np.ndarray:
@@ -88,9 +117,21 @@ def _grating(photo: np.ndarray, place: int, places: int, rng: np.random.Generato
     """Add to ``photo`` a zero-mean sinusoidal grating of ``amplitude`` (0..255 scale) whose orientation is the place
     (spread over half a turn; with two places the two diagonals, which have the same edge density along rows and
     columns)."""
-    size = photo.shape[0]
     angle = math.pi / 4 + math.pi * place / places + rng.uniform(-0.1, 0.1)  # 2 places: the two diagonals
-    period = size * rng.uniform(0.12, 0.18)
+    period = photo.shape[0] * rng.uniform(0.12, 0.18)
+    return _wave(photo, angle, period, rng, amplitude)
+
+
+def _stripes(photo: np.ndarray, place: int, places: int, rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """Add to ``photo`` fine zero-mean stripes of ``amplitude`` whose axis is the place (spread over half a turn
+    from columns; with two places columns or rows, both unchanged by a horizontal flip)."""
+    angle = math.pi * place / places + rng.uniform(-0.05, 0.05)
+    return _wave(photo, angle, photo.shape[0] * rng.uniform(*STRIPE_PERIOD), rng, amplitude)
+
+
+def _wave(photo: np.ndarray, angle: float, period: float, rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """``photo`` plus a sinusoid of ``amplitude`` and ``period`` (pixels) varying along ``angle``, random phase."""
+    size = photo.shape[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     along = xx * math.cos(angle) + yy * math.sin(angle) + rng.uniform(0, period)
     wave = np.sin(along * 2 * math.pi / period)
