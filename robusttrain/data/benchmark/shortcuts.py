@@ -34,8 +34,8 @@ SHORTCUTS = ("colour", "texture", "stripes", "halves", "mark", "context")
 INKS = ("any", "contrasting")  # how the mark and context kinds colour their symbol (module docstring)
 GRATING_AMPLITUDE = 60.0  # the texture kind's default grating, added to the photo (0..255 scale; zero mean)
 STRIPE_PERIOD = (0.05, 0.07)  # the stripes kind's period, as a share of the image side (3-4.5 px at 64)
-GRATINGS = ("texture", "stripes")
-HALVES_SPLIT, HALVES_BAND = (0.4, 0.6), 0.12  # the halves kind: where the band's middle is, its height (shares)  # the kinds that take an amplitude
+GRATINGS = ("texture", "stripes")  # the kinds that take an amplitude
+HALVES_SPLIT, HALVES_BAND = (0.4, 0.6), 0.12  # the halves kind: where the band's middle is, its height (shares)
 MARK_SIDE = (0.2, 0.26)  # side of the mark kind's symbol, as a share of the image side
 MARKS = ("plus", "ring", "bar", "corner", "cross", "dot", "triangle", "square")
 CONTEXTS = ("bar", "wave", "dots", "zigzag", "double", "steps", "comb", "arc")
@@ -57,8 +57,8 @@ def render_scene(kind: str, place: int, domains: tuple[str, ...], mask: np.ndarr
     """The background of one sample, float32 ``(size, size, 3)`` in 0..255, carrying ``place`` as ``kind`` says.
 
     ``mask`` is the object's soft mask (the mark and context kinds place their symbol relative to it);
-    ``amplitude`` is the texture and stripes kinds' grating amplitude; ``ink_rule`` (:data:`INKS`) how the mark and context
-    kinds colour their symbol.
+    ``amplitude`` is the texture and stripes kinds' grating amplitude; ``ink_rule`` (:data:`INKS`) how the mark
+    and context kinds colour their symbol.
     """
     if kind == "colour":
         return render_background(domains[place], size, rng).astype(np.float32)
