@@ -6,6 +6,9 @@ member and setting: the verdict, the net's accuracy, its share of sure mistakes,
 recall against the true minority (``place`` not the label's most common place) and the estimate's seconds on this
 machine. The question it answers: can one setting serve both the training default (within its share of the
 whole-run time) and the dataset audit (as sensitive and as precise as the audit's three wide runs)?
+``--flag-below`` adds, from the same out-of-fold probabilities, a row per threshold (the label's probability under
+T / K flags a mistake; ``1`` flags every mistake under 1/K, ``all`` every mistake): how much recall a looser rule
+buys and what it costs in precision.
 
 Example:
     python research/studies/estimate_settings.py --suite research/suites/suite_v7.yaml --members development \
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--csv", required=True)
+    parser.add_argument("--flag-below", nargs="+", default=[], help="thresholds T (flags under T/K) or 'all'")
     args = parser.parse_args()
     members = [m for m in load_suites([args.suite]) if m.role in args.members or m.name in args.members
                or "all" in args.members]
@@ -96,16 +100,22 @@ def main() -> None:
                     found = estimate_minority_network(images, labels, int(labels.max()) + 1, seed,
                                                       settings=CANDIDATES[name])
                     seconds = time.perf_counter() - start
-                    flagged = found.flagged & found.biased
-                    hits = int((flagged & truth).sum())
-                    precision = hits / int(flagged.sum()) if flagged.any() else float("nan")
-                    recall = hits / int(truth.sum()) if truth.any() else float("nan")
-                    row = [member.name, name, seed, found.biased, round(found.accuracy, 4),
-                           round(found.sure_mistakes or 0.0, 3), int(flagged.sum()), int(truth.sum()),
-                           round(precision, 3), round(recall, 3), round(seconds, 1)]
-                    writer.writerow(row)
-                    handle.flush()
-                    print(*row, sep="\t", flush=True)
+                    rules = [(name, found.flagged)]
+                    k = found.out_of_fold.shape[1]
+                    for threshold in args.flag_below:
+                        below = None if threshold == "all" else float(threshold) / k
+                        rules.append((f"{name}@{threshold}", replace(found, flag_below=below).flagged))
+                    for rule, flags in rules:
+                        flagged = flags & found.biased
+                        hits = int((flagged & truth).sum())
+                        precision = hits / int(flagged.sum()) if flagged.any() else float("nan")
+                        recall = hits / int(truth.sum()) if truth.any() else float("nan")
+                        row = [member.name, rule, seed, found.biased, round(found.accuracy, 4),
+                               round(found.sure_mistakes or 0.0, 3), int(flagged.sum()), int(truth.sum()),
+                               round(precision, 3), round(recall, 3), round(seconds, 1)]
+                        writer.writerow(row)
+                        handle.flush()
+                        print(*row, sep="\t", flush=True)
 
 
 if __name__ == "__main__":

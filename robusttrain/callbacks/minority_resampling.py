@@ -8,10 +8,10 @@ epoch on, flagged and unflagged samples of each label are *drawn* with equal mas
 batch's loss hinges on one sample. Where the flagged share is under ``mix_below``, ``mix`` of each batch is also
 blended with an image of its label from the other side of the estimate (LISA's intra-label mixup), so a handful of
 flagged images lends its backgrounds to many. Without bias it says so in one line and asks for no weights: the run
-is plain ERM until a *second look*, once the user's model beats chance (``second_look`` of the run in at the
-latest): its own predictions on each training sample, as training met them, judged by the same rule
-(:mod:`robusttrain.estimate.model_look`); a shortcut the model learned in those first passes turns resampling on
-from the next epoch, in one more line. Class labels only: no groups, masks or maps. How the options were chosen:
+is plain ERM while a *second look* judges the user's model's own predictions on each training sample, as training
+met them, by the same rule at each epoch end (:mod:`robusttrain.estimate.model_look`) until ``second_look`` of the
+run is done; a shortcut the model learned in those passes turns resampling on from the next epoch, in one more
+line. Class labels only: no groups, masks or maps. How the options were chosen:
 research/history.md.
 """
 
@@ -60,7 +60,7 @@ def decision_line(summary: dict[str, Any]) -> str:
         return f"{NAME}: no bias found before training: {figures}. {second_look_line(summary)}"
     if summary.get("second_look_at"):
         return (f"{NAME}: no bias found: {figures}; training as plain ERM (no resampling) "
-                f"until a second look at the model's own mistakes once it beats chance (by "
+                f"while a second look at the model's own mistakes watches each epoch (until "
                 f"{100 * summary['second_look_at']:g}% of the run)")
     return (f"{NAME}: no bias found: {figures}; training as plain ERM (no "
             f"resampling). This check does not see {BLIND_TO[summary['estimate']]}")
@@ -101,9 +101,9 @@ class MinorityResamplingCallback(Callback):
         mix_below: blend only when the estimate flags less than this share of the training samples (None: whenever
             it flags any); above it resampling alone already draws each flagged image only a few times per epoch.
         second_look: where the estimate before training finds no bias, judge the model's own predictions on the
-            training samples at the first epoch end where they clear chance by the margin, and at the latest once
-            this fraction of the run is done (at the first epoch end when the run's length is unknown); resample
-            what it is near-certainly wrong about if that shows a shortcut (None: no second look). Needs the loss
+            training samples at each epoch end until this fraction of the run is done (the first epoch end when the
+            run's length is unknown); from the first that shows a shortcut, resample what the model is
+            near-certainly wrong about (None: no second look). Needs the loss
             through robusttrain (``robust.criterion`` in Lightning).
         seed: seed of the estimate's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
@@ -277,10 +277,11 @@ class MinorityResamplingCallback(Callback):
             self.announce(state)
 
     def look_again(self, state: TrainState, last: bool) -> None:
-        """The second look: judge the model's predictions recorded as training met each sample in this epoch, once
-        the model clears chance by the margin (what it learned first is then in its mistakes) or at the ``last``
-        epoch for it; resample its near-certain mistakes from the next epoch when they show a shortcut. Announced
-        in one line."""
+        """The second look: judge the model's predictions recorded as training met each sample in this epoch; when
+        they show a shortcut (a model that learned one is near-certainly wrong where it points elsewhere), resample
+        those mistakes from the next epoch; otherwise look again after the next epoch, and at the ``last`` epoch
+        for it say that no shortcut was seen. A model still learning hesitates, so an early look that clears
+        chance may not show yet what the model is about to rely on. Announced in one line."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shards: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(shards, self.predictions)
@@ -298,8 +299,8 @@ class MinorityResamplingCallback(Callback):
             correct = torch.tensor([self.predictions[i][1] for i in ids])
             found = judge_model_predictions(labels, correct, probability, int(max(self.labels.values())) + 1,
                                             ESTIMATE)
-            if not last and found.accuracy < found.chance + found.margin:
-                self.predictions.clear()  # not learned enough yet: look again after the next epoch
+            if not last and not found.biased:
+                self.predictions.clear()  # no shortcut in its mistakes yet: look again after the next epoch
                 return
             look.update(accuracy=found.accuracy, chance=found.chance, margin=found.margin, mistakes=found.mistakes,
                         sure_mistakes=found.sure, biased=found.biased, flagged=int(found.flagged.sum()))

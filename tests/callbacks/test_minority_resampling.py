@@ -296,7 +296,7 @@ def test_a_second_look_at_the_models_own_mistakes_resamples_a_shortcut_the_estim
     logits = _model_logits(labels, learned, torch.zeros(400, dtype=torch.bool))
     _trained_epoch(callback, state, images, labels, logits)
     assert not callback.summary["biased"] and callback.weights is None
-    assert "until a second look at the model's own mistakes once it beats chance (by 20% of the run)" in \
+    assert "while a second look at the model's own mistakes watches each epoch (until 20% of the run)" in \
         capsys.readouterr().out
     restored = MinorityResamplingCallback(second_look=0.2)
     restored.load_state_dict(callback.state_dict())  # a resume keeps what the model answered so far
@@ -341,21 +341,25 @@ def test_hesitant_mistakes_keep_plain_erm_and_a_loop_that_hides_its_outputs_is_t
         MinorityResamplingCallback(second_look=2)
 
 
-def test_the_second_look_waits_until_the_model_beats_chance_or_its_deadline(capsys: pytest.CaptureFixture) -> None:
+def test_the_second_look_judges_each_epoch_until_a_shortcut_shows_or_its_deadline(
+        capsys: pytest.CaptureFixture) -> None:
     images, labels, _ = _scenes(400, correlation=0.5)
     learned = torch.rand(400, generator=torch.Generator().manual_seed(3)) < 0.08
     none = torch.zeros(400, dtype=torch.bool)
     guessing = _model_logits(labels, none, torch.rand(400, generator=torch.Generator().manual_seed(4)) < 0.5)
+    hesitant = _model_logits(labels, none, learned)  # beats chance, its mistakes still narrow ones
     callback, state = MinorityResamplingCallback(second_look=0.5), TrainState(total_steps=80)  # 8 steps an epoch
     _trained_epoch(callback, state, images, labels, guessing)  # the estimate
     _trained_epoch(callback, state, images, labels, guessing)  # about chance: no verdict yet
+    _trained_epoch(callback, state, images, labels, hesitant)  # above chance, no near-certain mistake: not yet
     assert "second_look" not in callback.summary and callback.predictions == {}
-    _trained_epoch(callback, state, images, labels, _model_logits(labels, learned, none))
-    assert callback.summary["second_look"]["epoch"] == 3 and callback.summary["second_look"]["biased"]
-    late, state = MinorityResamplingCallback(second_look=0.2), TrainState(total_steps=80)
-    for _ in range(3):
-        _trained_epoch(late, state, images, labels, guessing)
-    assert late.summary["second_look"]["epoch"] == 2 and not late.summary["second_look"]["biased"]  # the deadline
+    _trained_epoch(callback, state, images, labels, _model_logits(labels, learned, none))  # the shortcut is learned
+    look = callback.summary["second_look"]
+    assert look["epoch"] == 4 and look["biased"] and look["flagged"] == int(learned.sum())
+    late, state = MinorityResamplingCallback(second_look=0.3), TrainState(total_steps=80)
+    for _ in range(5):
+        _trained_epoch(late, state, images, labels, hesitant)
+    assert late.summary["second_look"]["epoch"] == 3 and not late.summary["second_look"]["biased"]  # the deadline
     assert "no shortcut seen" in capsys.readouterr().out
 
 
