@@ -1,20 +1,15 @@
 """What carries the shortcut: the generator's ``shortcut`` kinds.
 
-Every kind gives each sample a spurious value ``place`` in 0..K-1 that agrees with the class with the training
-split's ``correlation``; the kinds differ in *what* of the picture ``place`` changes:
+Every kind gives each sample a spurious ``place`` in 0..K-1 that agrees with the class with the training split's
+``correlation``; the kinds differ in *what* of the picture ``place`` changes:
 
 - ``colour``: the background domain, a colour-graded family of photos (:mod:`.backgrounds`).
-- ``texture``: an oriented grating over photos drawn from every domain: only the background's structure differs.
-  With two places its orientations are the two diagonals, which a horizontal flip swaps: under flip augmentation
-  the shortcut agrees with the label half the time, so it takes a loud grating to teach it.
-- ``stripes``: fine stripes of a few pixels over photos drawn from every domain, their axis the place (with two
-  places, rows or columns, which a horizontal flip keeps): a weak, high-frequency signal that networks pick up
-  after the broad features they learn first, so a brief look may not see it while a full run learns it.
-- ``halves``: the top and bottom of the picture are photos of two domains, apart by a grey band; the place is
-  how far apart their domains are (0: the same domain), so each half alone has every place's colours and only
-  comparing the two tells it: a relation that a network learns later than a colour or a texture.
-- ``mark``: a small symbol stamped anywhere outside the object (``ink: any`` lets some vanish into the photo under
-  them; ``contrasting`` keeps each one visible).
+- ``texture``: an oriented grating over photos of every domain (with two places the two diagonals, which a
+  horizontal flip swaps: under flip augmentation it agrees with the label half the time).
+- ``stripes``: fine stripes over photos of every domain, their axis the place (rows or columns: a flip keeps them).
+- ``halves``: photos above and below a grey band, of domains ``place`` apart: each half alone has every place's
+  colours, only the relation tells it (a network learns it after its first pass).
+- ``mark``: a small symbol outside the object (``ink: contrasting`` keeps each one visible).
 - ``context``: a strip touching the object's lower edge, one pattern per place.
 
 In every kind the true mask is the object alone: the shortcut belongs to the background.
