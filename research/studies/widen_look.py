@@ -1,0 +1,110 @@
+"""Does a widening second look give the default JTT's recall? The default against itself with ``widen``.
+
+On a biased split the estimate's net may read the object too and flag only part of the minority (a small object
+under stripes: a quarter). With ``widen`` the second look judges the user's model on a biased split as well, and its
+near-certain mistakes join the flags. Each member of a suite file is rendered, then ``robusttrain train`` runs with
+``configs/callbacks/default.yaml`` and with each ``--config`` (two runs side by side, one thread each); one CSV row
+per member, config and seed: test worst group and average, the flags before and after the look against the true
+minority (precision, recall), when the look widened and by how many.
+
+Example:
+    OMP_NUM_THREADS=1 python research/studies/widen_look.py --suite research/suites/suite_v8.yaml \
+        --members dev_stripes_16 --data-root data/suite_v8 --output-dir reports/widen --csv reports/widen.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from robusttrain.audit.groups import true_minority  # noqa: E402
+from robusttrain.data.benchmark import generate_benchmark, load_suites  # noqa: E402
+from robusttrain.data.waterbirds import WaterbirdsDataset  # noqa: E402
+
+DEFAULT = ROOT / "configs" / "callbacks" / "default.yaml"
+FIELDS = ["member", "config", "seed", "worst_group", "average", "flagged_before", "flagged", "true_minority",
+          "precision", "recall", "look_epoch", "added", "seconds"]
+
+
+def truth(root: Path) -> set[int]:
+    """The true minority of a member's training split (ids whose place is not their label's most common)."""
+    dataset = WaterbirdsDataset(root, "train", None)
+    return true_minority({r.sample_id: r.target for r in dataset.records},
+                         {r.sample_id: r.group % dataset.num_places for r in dataset.records})
+
+
+def final_flags(run: Path) -> set[int]:
+    """The default's flagged ids in the run's last checkpoint (its callbacks' state, plain tensors and lists)."""
+    last = sorted((run / "checkpoints").glob("step_*"))[-1]
+    state = torch.load(last / "process_0.pt", weights_only=True)["callbacks"]
+    return set(next(v for k, v in state.items() if "MinorityResampling" in k)["flagged"])
+
+
+def scores(flags: set[int], minority: set[int]) -> tuple[float, float]:
+    right = len(flags & minority)
+    return (right / len(flags) if flags else float("nan"), right / len(minority) if minority else float("nan"))
+
+
+def run(member, config: Path, seed: int, data: Path, out: Path) -> dict:
+    folder = out / member.name / config.stem / f"seed_{seed}"
+    if not (folder / "metrics.json").is_file():
+        command = [str(Path(sys.executable).parent / "robusttrain"), "train", "-c", str(ROOT / "configs" / "erm.yaml"), "-c",
+                   str(config), "--data-dir", str(data), "--no-generate", "--image-size",
+                   str(member.config.image_size), "--seed", str(seed), "--output-dir", str(folder), "--no-progress",
+                   "--overwrite"]
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"seed_{seed}.log", "w") as log:
+            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    decision = next(iter(metrics["decisions"].values()))
+    minority, flags = truth(data), final_flags(folder)
+    look = decision.get("second_look") or {}
+    precision, recall = scores(flags, minority)
+    return {"member": member.name, "config": config.stem, "seed": seed,
+            "worst_group": round(100 * metrics["groups"]["worst_group_accuracy"], 2),
+            "average": round(100 * metrics["groups"]["average_accuracy"], 2),
+            "flagged_before": decision.get("flagged_before", len(flags)), "flagged": len(flags),
+            "true_minority": len(minority), "precision": round(precision, 3), "recall": round(recall, 3),
+            "look_epoch": look.get("epoch", "") if look.get("biased") else "", "added": look.get("added", ""),
+            "seconds": round(metrics.get("train_seconds", 0.0), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", required=True)
+    parser.add_argument("--members", nargs="+", required=True)
+    parser.add_argument("--configs", nargs="+", default=[str(ROOT / "research" / "configs" / "default_widen.yaml")])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    members = [m for m in load_suites([args.suite]) if m.name in args.members or m.role in args.members]
+    for member in members:
+        generate_benchmark(Path(args.data_root) / member.name, member.config)
+    jobs = [(m, Path(c), s) for m in members for s in args.seeds for c in [DEFAULT, *args.configs]]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda j: run(j[0], j[1], j[2], Path(args.data_root) / j[0].name,
+                                           Path(args.output_dir)), jobs))
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    for row in rows:
+        print(", ".join(f"{k}={row[k]}" for k in FIELDS if row[k] != ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()
