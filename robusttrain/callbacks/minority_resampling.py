@@ -11,9 +11,8 @@ flagged images lends its backgrounds to many. Without bias it says so in one lin
 is plain ERM while a *second look* judges the user's model's own predictions on each training sample, as training
 met them, by the same rule at each epoch end (:mod:`robusttrain.estimate.model_look`) until ``second_look`` of the
 run is done; a shortcut the model learned in those passes turns resampling on from the next epoch, in one more
-line. With ``widen``, a biased split gets the same look: the model's near-certain mistakes join the flags, for a
-minority the estimate's net only partly told (it read a small object too). Class labels only. How the options were
-chosen: research/history.md.
+line. Class labels only: no groups, masks or maps. How the options were chosen:
+research/history.md.
 """
 
 from __future__ import annotations
@@ -40,8 +39,6 @@ from .registry import CALLBACKS
 NAME = "minority_resampling"
 ESTIMATES = ("network", "colour")
 LOOK_COVERAGE = 0.9  # the second look judges the model only when its outputs were seen for this share of the samples
-WIDEN_COVERAGE = 0.5  # the same for a widening look: resampling and blends leave many samples unseen in an epoch, so
-# its predictions (the latest of each sample) gather over epochs
 BLIND_TO = {"network": "a shortcut that a network learns only after a few passes over the data",
             "colour": "layout, texture, small marks or context next to the object"}
 
@@ -57,15 +54,8 @@ def decision_line(summary: dict[str, Any]) -> str:
                    "of the estimate" if summary.get("mix") else "")
         if summary.get("no_blends"):
             blended = f"; no blends: {summary['no_blends']}"
-        flagged = summary.get("flagged_before", summary["flagged"])  # the estimate's, before a second look added
-        line = (f"{NAME}: biased: {figures}; {flagged} of {summary['samples']} samples flagged as the minority and "
-                f"drawn as often, per label, as the rest{blended}")
-        if summary.get("second_look"):
-            return f"{line}. {second_look_line(summary)}"
-        if summary.get("widen") and summary.get("second_look_at"):
-            return (f"{line}; a second look at the model's own mistakes may add to them at each epoch end (until "
-                    f"{100 * summary['second_look_at']:g}% of the run)")
-        return line
+        return (f"{NAME}: biased: {figures}; {summary['flagged']} of {summary['samples']} samples flagged as "
+                f"the minority and drawn as often, per label, as the rest{blended}")
     if summary.get("second_look"):
         return f"{NAME}: no bias found before training: {figures}. {second_look_line(summary)}"
     if summary.get("second_look_at"):
@@ -80,24 +70,16 @@ def second_look_line(summary: dict[str, Any]) -> str:
     """What the second look at the model's own predictions found and what training does now, in one line."""
     look = summary["second_look"]
     if not look["made"]:
-        why = ("its loss must pass through robust.criterion" if not look["seen"]
-               else "drawn and not blended")
-        stays = "the estimate's flags stay as they are" if summary["biased"] else "training stays plain ERM"
         return (f"{NAME}: no second look: the model's outputs reached {NAME} for {look['seen']} of "
-                f"{look['samples']} training samples by epoch {look['epoch']} ({why}); {stays}")
+                f"{look['samples']} training samples by epoch {look['epoch']} (its loss must pass through "
+                "robust.criterion); training stays plain ERM")
     figures = (f"the model gets {100 * look['accuracy']:.1f}% of {look['seen']} training samples right vs "
                f"{100 * look['chance']:.1f}% chance, {100 * look['sure_mistakes']:.0f}% of its {look['mistakes']} "
                "mistakes near-certain")
-    widened = summary["biased"]  # the look widened the estimate's flags (``widen``) instead of replacing no bias
     if not look["biased"]:
-        stays = "the estimate's flags stay as they are" if widened else "training stays plain ERM"
-        return f"{NAME}: second look after epoch {look['epoch']}: {figures}: no shortcut seen; {stays}"
+        return f"{NAME}: second look after epoch {look['epoch']}: {figures}: no shortcut seen; training stays plain ERM"
     blended = (f"; {100 * summary['mix']:.0f}% of drawn images blended with one of their label from the other side"
-               if summary.get("mix") else f"; no blends: {summary['no_blends']}" if summary.get("no_blends") else "")
-    if widened:
-        return (f"{NAME}: second look after epoch {look['epoch']}: {figures}: {look['added']} of them not flagged "
-                f"yet join the minority ({summary['flagged']} flagged in all), drawn as often, per label, as the "
-                f"rest from epoch {look['epoch'] + 1} on{blended}")
+               if summary.get("mix") else "")
     return (f"{NAME}: second look after epoch {look['epoch']}: {figures}: biased; {look['flagged']} samples flagged "
             f"as the minority and drawn as often, per label, as the rest from epoch {look['epoch'] + 1} on{blended}")
 
@@ -123,8 +105,6 @@ class MinorityResamplingCallback(Callback):
             run's length is unknown); from the first that shows a shortcut, resample what the model is
             near-certainly wrong about (None: no second look). Needs the loss
             through robusttrain (``robust.criterion`` in Lightning).
-        widen: make the second look on a biased split too: the model's near-certain mistakes, once they show a
-            shortcut, join the estimate's flags (once; the minority the estimate's net could not tell).
         seed: seed of the estimate's fold split (and of the net's initialisation).
         attribute: for multi-label targets ``(B, A)`` of 0/1, the column used as the label (None: class labels
             ``(B,)``).
@@ -143,8 +123,8 @@ class MinorityResamplingCallback(Callback):
     changes_loss = False  # the loss hook only reads the model's outputs (the second look)
 
     def __init__(self, estimate: str = "network", max_weight: float | None = None, mix: float = 0.0,
-                 mix_below: float | None = None, second_look: float | None = None, widen: bool = False,
-                 seed: int = 0, attribute: int | None = None,
+                 mix_below: float | None = None, second_look: float | None = None, seed: int = 0,
+                 attribute: int | None = None,
                  probe: str | None = None, **options: Any) -> None:
         super().__init__(**options)
         if probe is not None:
@@ -163,9 +143,6 @@ class MinorityResamplingCallback(Callback):
         self.mix = check_unit("mix", mix)
         self.mix_below = None if mix_below is None else check_unit("mix_below", mix_below)
         self.second_look = None if second_look is None else check_unit("second_look", second_look)
-        if not isinstance(widen, bool):
-            raise ValueError(f"widen must be true or false, got {widen!r}")
-        self.widen = widen
         self.predictions: dict[int, tuple[float, bool]] = {}  # sample id -> (label probability, right), as trained
         self.views: dict[int, torch.Tensor] = {}  # sample id -> thumbnail (network) or colour statistics (colour)
         self.labels: dict[int, int] = {}
@@ -273,8 +250,8 @@ class MinorityResamplingCallback(Callback):
         return losses
 
     def looking(self) -> bool:
-        """Whether the second look is still to come: fitted without bias (or ``widen``), and not looked yet."""
-        return (self.second_look is not None and self.fitted and (self.widen or not self.summary["biased"])
+        """Whether the second look is still to come: fitted without bias, and not looked yet."""
+        return (self.second_look is not None and self.fitted and not self.summary["biased"]
                 and "second_look" not in self.summary)
 
     def on_epoch_end(self, state: TrainState) -> None:
@@ -304,21 +281,17 @@ class MinorityResamplingCallback(Callback):
         they show a shortcut (a model that learned one is near-certainly wrong where it points elsewhere), resample
         those mistakes from the next epoch; otherwise look again after the next epoch, and at the ``last`` epoch
         for it say that no shortcut was seen. A model still learning hesitates, so an early look that clears
-        chance may not show yet what the model is about to rely on. A widening look (on a biased split) keeps each
-        sample's latest prediction over epochs and adds its flags to the estimate's. Announced in one line."""
+        chance may not show yet what the model is about to rely on. Announced in one line."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shards: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(shards, self.predictions)
             for predictions in shards:
                 self.predictions.update(predictions)
-        widening = self.summary["biased"]
         ids = sorted(i for i in self.labels if i in self.predictions)
-        coverage = WIDEN_COVERAGE if widening else LOOK_COVERAGE
-        look: dict[str, Any] = {"made": len(ids) >= coverage * len(self.labels), "epoch": state.epoch + 1,
+        look: dict[str, Any] = {"made": len(ids) >= LOOK_COVERAGE * len(self.labels), "epoch": state.epoch + 1,
                                 "seen": len(ids), "samples": len(self.labels)}
         if not look["made"] and not last:
-            if not widening:
-                self.predictions.clear()
+            self.predictions.clear()
             return
         if look["made"]:
             labels = torch.tensor([self.labels[i] for i in ids])
@@ -326,15 +299,12 @@ class MinorityResamplingCallback(Callback):
             correct = torch.tensor([self.predictions[i][1] for i in ids])
             found = judge_model_predictions(labels, correct, probability, int(max(self.labels.values())) + 1,
                                             ESTIMATE)
-            if not last and not found.biased:  # no shortcut in its mistakes yet: look again after the next epoch
-                if not widening:
-                    self.predictions.clear()
+            if not last and not found.biased:
+                self.predictions.clear()  # no shortcut in its mistakes yet: look again after the next epoch
                 return
             look.update(accuracy=found.accuracy, chance=found.chance, margin=found.margin, mistakes=found.mistakes,
                         sure_mistakes=found.sure, biased=found.biased, flagged=int(found.flagged.sum()))
-            if found.biased and self.summary["biased"]:
-                self.add_flags(ids, found.flagged, look)
-            elif found.biased:
+            if found.biased:
                 self.resample(ids, labels, found.flagged)
                 self.summary.update(self.blends(len(ids)),
                                     decision="resample the minority of the model's own near-certain mistakes from "
@@ -344,18 +314,6 @@ class MinorityResamplingCallback(Callback):
         self.agree()
         if state.is_main_process:
             print(second_look_line(self.summary), flush=True)
-
-    def add_flags(self, ids: list[int], flagged: torch.Tensor, look: dict[str, Any]) -> None:
-        """Widen the estimate's flags by the model's near-certain mistakes among ``ids`` and resample the union."""
-        seen = {i for i, flag in zip(ids, flagged.tolist(), strict=True) if flag}
-        look["added"] = len(seen - self.flagged)
-        everyone = sorted(self.labels)
-        union = torch.tensor([i in self.flagged or i in seen for i in everyone])
-        self.summary["flagged_before"] = len(self.flagged)
-        self.resample(everyone, torch.tensor([self.labels[i] for i in everyone]), union)
-        self.summary.update(self.blends(len(everyone)),
-                            decision=self.summary["decision"] + ", widened by the model's own near-certain mistakes "
-                                     f"from epoch {look['epoch'] + 1} on")
 
     def agree(self) -> None:
         """With several processes, every one takes the main process's estimate (a net trained on a GPU need not
@@ -393,7 +351,7 @@ class MinorityResamplingCallback(Callback):
         self.summary = {"estimate": self.estimate, "looked_at": found.looked_at, "samples": len(ids),
                         "estimate_accuracy": found.accuracy, "chance": found.chance, "margin": found.margin,
                         "sure_mistakes": found.sure_mistakes, "biased": found.biased, **blends,
-                        "mix_below": self.mix_below, "second_look_at": self.second_look, "widen": self.widen,
+                        "mix_below": self.mix_below, "second_look_at": self.second_look,
                         "decision": ("train as plain ERM" if not found.biased else "resample the flagged minority"
                                      + (" and blend it with its label's majority" if blends["mix"] else ""))}
         self.views.clear()

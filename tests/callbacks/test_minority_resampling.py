@@ -263,10 +263,9 @@ def test_mix_below_blends_only_a_small_flagged_share() -> None:
 
 
 def _trained_epoch(callback: MinorityResamplingCallback, state: TrainState, images, labels, logits,
-                   batch: int = 50, drawn: range | None = None) -> None:
-    """One epoch in which the model answered ``logits`` for each sample (the loss passes the callback's hook), or
-    for the samples of the batches starting in ``drawn``."""
-    for start in drawn or range(0, len(images), batch):
+                   batch: int = 50) -> None:
+    """One epoch in which the model answered ``logits`` for each sample (the loss passes the callback's hook)."""
+    for start in range(0, len(images), batch):
         rows = slice(start, start + batch)
         step = callback.on_batch_start(state, Batch(images=images[rows], targets=labels[rows],
                                                     indices=torch.arange(len(images))[rows]))
@@ -316,51 +315,6 @@ def test_a_second_look_at_the_models_own_mistakes_resamples_a_shortcut_the_estim
     assert decision_line(callback.summary).endswith(said[0])  # the run's decision line tells both
     _trained_epoch(callback, state, images, labels, logits)  # one look only
     assert capsys.readouterr().out == "" and callback.predictions == {}
-
-
-def test_a_widening_look_adds_the_models_sure_mistakes_to_the_estimates_flags(capsys: pytest.CaptureFixture) -> None:
-    images, labels, minority = _scenes(400, correlation=0.9)
-    hidden = (torch.rand(400, generator=torch.Generator().manual_seed(5)) < 0.05) & ~minority  # the estimate's miss
-    logits = _model_logits(labels, minority | hidden, torch.zeros(400, dtype=torch.bool))
-    plain, state = MinorityResamplingCallback(second_look=0.5), TrainState(total_steps=80)
-    _trained_epoch(plain, state, images, labels, logits)
-    _trained_epoch(plain, state, images, labels, logits)
-    assert plain.flagged == set(torch.nonzero(minority).squeeze(1).tolist()) and plain.predictions == {}
-    capsys.readouterr()
-    callback, state = MinorityResamplingCallback(second_look=0.5, widen=True), TrainState(total_steps=80)
-    _trained_epoch(callback, state, images, labels, logits)  # the estimate: biased, the visible minority flagged
-    assert callback.summary["biased"] and callback.summary["flagged"] == int(minority.sum())
-    assert "a second look at the model's own mistakes may add to them" in capsys.readouterr().out
-    _trained_epoch(callback, state, images, labels, logits)
-    look = callback.summary["second_look"]
-    assert look["biased"] and look["added"] == int(hidden.sum()) > 0
-    assert callback.flagged == set(torch.nonzero(minority | hidden).squeeze(1).tolist())
-    weights = CallbackList([callback]).sampling_weights(state, range(400))
-    for label in (0, 1):
-        rows = labels == label
-        assert weights[rows & (minority | hidden)].sum() == pytest.approx(float(weights[rows & ~minority
-                                                                                        & ~hidden].sum()))
-    said = capsys.readouterr().out.strip().splitlines()
-    assert len(said) == 1 and f"{int(hidden.sum())} of them not flagged yet join the minority " \
-        f"({int((minority | hidden).sum())} flagged in all)" in said[0] and "from epoch 3 on" in said[0]
-    assert decision_line(callback.summary).startswith(f"minority_resampling: biased: ") and \
-        f"; {int(minority.sum())} of 400 samples flagged" in decision_line(callback.summary)
-    assert decision_line(callback.summary).endswith(said[0])
-    gathered, state = MinorityResamplingCallback(second_look=0.5, widen=True), TrainState(total_steps=80)
-    _trained_epoch(gathered, state, images, labels, logits)
-    _trained_epoch(gathered, state, images, labels, logits, drawn=range(0, 150, 50))  # resampled: few seen
-    assert "second_look" not in gathered.summary and len(gathered.predictions) == 150
-    _trained_epoch(gathered, state, images, labels, logits, drawn=range(150, 300, 50))
-    assert gathered.summary["second_look"]["seen"] == 300 and gathered.summary["second_look"]["epoch"] == 3
-    capsys.readouterr()
-    steady, state = MinorityResamplingCallback(second_look=0.2, widen=True), TrainState(total_steps=40)
-    for _ in range(3):
-        _trained_epoch(steady, state, images, labels, _model_logits(labels, torch.zeros(400, dtype=torch.bool),
-                                                                    minority))
-    assert steady.flagged == set(torch.nonzero(minority).squeeze(1).tolist())
-    assert "no shortcut seen; the estimate's flags stay as they are" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="widen must be true or false, got 'yes'"):
-        MinorityResamplingCallback(widen="yes")
 
 
 def test_hesitant_mistakes_keep_plain_erm_and_a_loop_that_hides_its_outputs_is_told(

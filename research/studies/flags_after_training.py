@@ -1,15 +1,16 @@
-"""Does a widening second look give the default JTT's recall? The default against itself with ``widen``.
+"""The default against other callback configs, with each run's final flags scored against the true minority.
 
-On a biased split the estimate's net may read the object too and flag only part of the minority (a small object
-under stripes: a quarter). With ``widen`` the second look judges the user's model on a biased split as well, and its
-near-certain mistakes join the flags. Each member of a suite file is rendered, then ``robusttrain train`` runs with
-``configs/callbacks/default.yaml`` and with each ``--config`` (two runs side by side, one thread each); one CSV row
-per member, config and seed: test worst group and average, the flags before and after the look against the true
-minority (precision, recall), when the look widened and by how many.
+Each member of a suite file is rendered, then ``robusttrain train`` runs with ``configs/callbacks/default.yaml`` and
+with each ``--configs`` file (``--jobs`` runs side by side); one CSV row per member, config and seed: test worst
+group and average, the flags the estimate made before training and the flags at the run's end (from its last
+checkpoint) against the true minority (precision, recall), and the epoch and size of a second look's change.
+It measured the widening second look (commit 6ae41d5: the model's near-certain mistakes joining the estimate's
+flags on a biased split; research/results.md).
 
 Example:
-    OMP_NUM_THREADS=1 python research/studies/widen_look.py --suite research/suites/suite_v8.yaml \
-        --members dev_stripes_16 --data-root data/suite_v8 --output-dir reports/widen --csv reports/widen.csv
+    OMP_NUM_THREADS=1 python research/studies/flags_after_training.py --suite research/suites/suite_v8.yaml \
+        --members dev_stripes_16 --configs CONFIG.yaml --data-root data/suite_v8 --output-dir reports/widen \
+        --csv reports/widen.csv
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def scores(flags: set[int], minority: set[int]) -> tuple[float, float]:
 def run(member, config: Path, seed: int, data: Path, out: Path) -> dict:
     folder = out / member.name / config.stem / f"seed_{seed}"
     if not (folder / "metrics.json").is_file():
-        command = [str(Path(sys.executable).parent / "robusttrain"), "train", "-c", str(ROOT / "configs" / "erm.yaml"), "-c",
-                   str(config), "--data-dir", str(data), "--no-generate", "--image-size",
+        command = [str(Path(sys.executable).parent / "robusttrain"), "train", "-c", str(ROOT / "configs" / "erm.yaml"),
+                   "-c", str(config), "--data-dir", str(data), "--no-generate", "--image-size",
                    str(member.config.image_size), "--seed", str(seed), "--output-dir", str(folder), "--no-progress",
                    "--overwrite"]
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", required=True)
     parser.add_argument("--members", nargs="+", required=True)
-    parser.add_argument("--configs", nargs="+", default=[str(ROOT / "research" / "configs" / "default_widen.yaml")])
+    parser.add_argument("--configs", nargs="+", required=True, help="callback configs run beside the default")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--output-dir", required=True)
