@@ -123,8 +123,8 @@ class MinorityResamplingCallback(Callback):
     changes_loss = False  # the loss hook only reads the model's outputs (the second look)
 
     def __init__(self, estimate: str = "network", max_weight: float | None = None, mix: float = 0.0,
-                 mix_below: float | None = None, second_look: float | None = None, plain_first: float = 0.0,
-                 seed: int = 0, attribute: int | None = None,
+                 mix_below: float | None = None, second_look: float | None = None, seed: int = 0,
+                 attribute: int | None = None,
                  probe: str | None = None, **options: Any) -> None:
         super().__init__(**options)
         if probe is not None:
@@ -143,8 +143,6 @@ class MinorityResamplingCallback(Callback):
         self.mix = check_unit("mix", mix)
         self.mix_below = None if mix_below is None else check_unit("mix_below", mix_below)
         self.second_look = None if second_look is None else check_unit("second_look", second_look)
-        self.plain_first = check_unit("plain_first", plain_first)
-        self.pending: tuple[list[int], torch.Tensor, torch.Tensor] | None = None  # flags held during plain_first
         self.predictions: dict[int, tuple[float, bool]] = {}  # sample id -> (label probability, right), as trained
         self.views: dict[int, torch.Tensor] = {}  # sample id -> thumbnail (network) or colour statistics (colour)
         self.labels: dict[int, int] = {}
@@ -253,14 +251,10 @@ class MinorityResamplingCallback(Callback):
 
     def looking(self) -> bool:
         """Whether the second look is still to come: fitted without bias, and not looked yet."""
-        return self.pending is not None or (self.second_look is not None and self.fitted
-                                            and not self.summary["biased"] and "second_look" not in self.summary)
+        return (self.second_look is not None and self.fitted and not self.summary["biased"]
+                and "second_look" not in self.summary)
 
     def on_epoch_end(self, state: TrainState) -> None:
-        if self.pending is not None:
-            if not state.total_steps or state.global_step >= self.plain_first * state.total_steps:
-                self.end_plain_phase(state)
-            return
         if self.looking():
             self.look_again(state, not state.total_steps or state.global_step >= self.second_look * state.total_steps)
             return
@@ -321,34 +315,6 @@ class MinorityResamplingCallback(Callback):
         if state.is_main_process:
             print(second_look_line(self.summary), flush=True)
 
-    def end_plain_phase(self, state: TrainState) -> None:
-        """After ``plain_first`` of the run as plain ERM: resample the estimate's flags together with the model's
-        own near-certain mistakes (JTT's error set) when they show a shortcut."""
-        assert self.pending is not None
-        ids, labels, flagged = self.pending
-        seen = [i for i in ids if i in self.predictions]
-        look: dict[str, Any] = {"made": len(seen) >= LOOK_COVERAGE * len(ids), "epoch": state.epoch + 1,
-                                "seen": len(seen), "samples": len(ids), "biased": False, "added": 0}
-        if look["made"]:
-            found = judge_model_predictions(torch.tensor([self.labels[i] for i in seen]),
-                                            torch.tensor([self.predictions[i][1] for i in seen]),
-                                            torch.tensor([self.predictions[i][0] for i in seen]),
-                                            int(labels.max()) + 1, ESTIMATE)
-            look.update(accuracy=found.accuracy, sure_mistakes=found.sure, mistakes=found.mistakes,
-                        biased=found.biased)
-            if found.biased:
-                mistakes = {i for i, flag in zip(seen, found.flagged.tolist(), strict=True) if flag}
-                union = torch.tensor([bool(f) or i in mistakes for i, f in zip(ids, flagged.tolist(), strict=True)])
-                look["added"] = int(union.sum() - flagged.sum())
-                flagged = union
-        self.pending = None
-        self.predictions.clear()
-        self.resample(ids, labels, flagged)
-        self.summary.update(self.blends(len(ids)), plain_phase=look)
-        self.agree()
-        if state.is_main_process:
-            print(f"{NAME}: after {look['epoch']} plain epochs: {look}; {len(self.flagged)} flagged", flush=True)
-
     def agree(self) -> None:
         """With several processes, every one takes the main process's estimate (a net trained on a GPU need not
         come out bit-identical on each, and the sampler's weights must be one)."""
@@ -379,10 +345,7 @@ class MinorityResamplingCallback(Callback):
         else:
             found = estimate_minority_colour(views, labels, num_classes, self.seed)
         self.weights, self.flagged = None, set()
-        if found.biased and self.plain_first:
-            self.pending = (ids, labels, found.flagged)
-            self.labels = dict(zip(ids, labels.tolist(), strict=True))
-        elif found.biased:
+        if found.biased:
             self.resample(ids, labels, found.flagged)
         blends = self.blends(len(ids)) if found.biased else {"mix": 0.0, "no_blends": None, "flagged": 0}
         self.summary = {"estimate": self.estimate, "looked_at": found.looked_at, "samples": len(ids),
