@@ -4,7 +4,7 @@ Each member of a suite file is rendered, then ``robusttrain train`` runs with ``
 with each ``--configs`` file (``--jobs`` runs side by side); one CSV row per member, config and seed: test worst
 group and average, the flags the estimate made before training and the flags at the run's end (from its last
 checkpoint) against the true minority (precision, recall), and the epoch and size of a second look's change.
-It measured the widening second look (commit 6ae41d5) and the plain-ERM start (b9636cb): the model's near-certain
+It measured the widening second look (commit 6ae41d5) and the plain-ERM start (8b6aec4): the model's near-certain
 mistakes joining the estimate's flags on a biased split (research/results.md).
 
 Example:
