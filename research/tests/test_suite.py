@@ -136,10 +136,10 @@ def test_a_bad_suite_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_development_members_run_four_rows(tmp_path: Path) -> None:
+def test_a_development_member_runs_four_rows(tmp_path: Path) -> None:
     recipe = _recipe()
-    assert recipe.main(["--members", "dev_cross_ring", "dev_texture_tee_triangle", "--rows", "erm", "default",
-                        "group_dro", "oracle", "--seeds", "0", "--jobs", "2", "--output-dir", str(tmp_path / "out"),
+    assert recipe.main(["--members", "dev_texture_tee_triangle", "--rows", "erm", "default",
+                        "group_dro", "oracle", "--seeds", "0", "--jobs", "1", "--output-dir", str(tmp_path / "out"),
                         "--data-root", str(tmp_path / "data"),
                         "--extra", "--epochs", "1", "--max-steps", "2", "--variant-pool-size", "32"]) == 0
     text = (tmp_path / "out" / "suite.md").read_text()
@@ -147,7 +147,7 @@ def test_two_development_members_run_four_rows(tmp_path: Path) -> None:
     checks = text.split("meets ERM + 10 / - 2?")[1]  # the default's checks
     assert "| dev_texture_tee_triangle | development | texture | " in checks
     assert "(not counted: the oracle stays below the floor)" in checks  # two steps learn no object
-    assert "| erm | class | none (0.0 [2]) | n/a | n/a |" in text  # nothing learnable; no reserved member ran
+    assert "| erm | class | none (0.0 [1]) | n/a | n/a |" in text  # nothing learnable; no reserved member ran
     assert not any(path.name.startswith("reserved") for path in (tmp_path / "data").iterdir())
 
 
