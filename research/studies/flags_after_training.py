@@ -2,8 +2,8 @@
 
 Each member of a suite file is rendered, then ``robusttrain train`` runs with ``configs/callbacks/default.yaml`` and
 with each ``--configs`` file (``--jobs`` runs side by side); one CSV row per member, config and seed: test worst
-group and average, the flags the estimate made before training and the flags at the run's end (from its last
-checkpoint) against the true minority (precision, recall), and the epoch and size of a second look's change.
+group and average, the flags at the run's end (from its last checkpoint) against the true minority (precision,
+recall), and the epoch at which a second look switched resampling on.
 It measured the widening second look (commit 6ae41d5) and the plain-ERM start (8b6aec4): the model's near-certain
 mistakes joining the estimate's flags on a biased split (research/results.md).
 
@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from robusttrain.audit.groups import true_minority  # noqa: E402
-from robusttrain.data.benchmark import generate_benchmark, load_suites  # noqa: E402
+from robusttrain.data.benchmark import SuiteMember, generate_benchmark, load_suites  # noqa: E402
 from robusttrain.data.waterbirds import WaterbirdsDataset  # noqa: E402
 
 DEFAULT = ROOT / "configs" / "callbacks" / "default.yaml"
-FIELDS = ["member", "config", "seed", "worst_group", "average", "flagged_before", "flagged", "true_minority",
-          "precision", "recall", "look_epoch", "added", "seconds"]
+FIELDS = ["member", "config", "seed", "worst_group", "average", "flagged", "true_minority", "precision", "recall",
+          "look_epoch", "seconds"]
 
 
 def truth(root: Path) -> set[int]:
@@ -56,7 +56,8 @@ def scores(flags: set[int], minority: set[int]) -> tuple[float, float]:
     return (right / len(flags) if flags else float("nan"), right / len(minority) if minority else float("nan"))
 
 
-def run(member, config: Path, seed: int, data: Path, out: Path) -> dict:
+def run(member: SuiteMember, config: Path, seed: int, data: Path, minority: set[int], out: Path) -> dict:
+    """One training run of ``member`` with ``config`` (kept when its metrics exist), scored."""
     folder = out / member.name / config.stem / f"seed_{seed}"
     if not (folder / "metrics.json").is_file():
         command = [str(Path(sys.executable).parent / "robusttrain"), "train", "-c", str(ROOT / "configs" / "erm.yaml"),
@@ -68,15 +69,14 @@ def run(member, config: Path, seed: int, data: Path, out: Path) -> dict:
             subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
     metrics = json.loads((folder / "metrics.json").read_text())
     decision = next(iter(metrics["decisions"].values()))
-    minority, flags = truth(data), final_flags(folder)
+    flags = final_flags(folder)
     look = decision.get("second_look") or {}
     precision, recall = scores(flags, minority)
     return {"member": member.name, "config": config.stem, "seed": seed,
             "worst_group": round(100 * metrics["groups"]["worst_group_accuracy"], 2),
-            "average": round(100 * metrics["groups"]["average_accuracy"], 2),
-            "flagged_before": decision.get("flagged_before", len(flags)), "flagged": len(flags),
+            "average": round(100 * metrics["groups"]["average_accuracy"], 2), "flagged": len(flags),
             "true_minority": len(minority), "precision": round(precision, 3), "recall": round(recall, 3),
-            "look_epoch": look.get("epoch", "") if look.get("biased") else "", "added": look.get("added", ""),
+            "look_epoch": look.get("epoch", "") if look.get("biased") else "",
             "seconds": round(metrics.get("train_seconds", 0.0), 1)}
 
 
@@ -92,12 +92,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     members = [m for m in load_suites([args.suite]) if m.name in args.members or m.role in args.members]
+    minorities = {}
     for member in members:
         generate_benchmark(Path(args.data_root) / member.name, member.config)
+        minorities[member.name] = truth(Path(args.data_root) / member.name)  # once per member, not per run
     jobs = [(m, Path(c), s) for m in members for s in args.seeds for c in [DEFAULT, *args.configs]]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda j: run(j[0], j[1], j[2], Path(args.data_root) / j[0].name,
-                                           Path(args.output_dir)), jobs))
+                                           minorities[j[0].name], Path(args.output_dir)), jobs))
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     with open(args.csv, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
